@@ -1,0 +1,64 @@
+"""The typed per-request GraphQL context."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.requests import Request
+from starlette.websockets import WebSocket
+
+from uds.api.loaders import Loaders
+from uds.auth.principal import Principal
+from uds.db import TransactionScope
+from uds.errors import Forbidden, TenantRequired, Unauthenticated
+from uds.policies import ACTIONS, Decision, PolicyInput
+from uds.services import Services
+from uds.tenants.registry import TenantRecord
+
+
+@dataclass(eq=False)
+class Context:
+    request: Request | WebSocket
+    services: Services
+    principal: Principal | None
+    tenant: TenantRecord | None
+    tenant_role: str | None
+    tx: TransactionScope
+    loaders: Loaders
+    after_commit: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    def require_principal(self) -> Principal:
+        if self.principal is None:
+            raise Unauthenticated("a bearer token is required")
+        return self.principal
+
+    def require_tenant(self) -> TenantRecord:
+        if self.tenant is None:
+            raise TenantRequired("this field needs the X-Tenant-ID header")
+        return self.tenant
+
+    async def decide(self, action: str, resource: dict[str, Any] | None = None) -> Decision:
+        """Ask the policy engine; missing principal or tenant raise their own errors."""
+        self.require_principal()
+        rule = ACTIONS.get(action)
+        if rule is not None and rule.scope == "tenant":
+            self.require_tenant()
+        tenant = self.tenant
+        return await self.services.policy.decide(
+            PolicyInput(
+                principal=self.principal,
+                action=action,
+                tenant_slug=tenant.slug if tenant else None,
+                tenant_status=tenant.status if tenant else None,
+                tenant_role=self.tenant_role,
+                resource=resource or {},
+            )
+        )
+
+    async def authorize(self, action: str, resource: dict[str, Any] | None = None) -> None:
+        """Raise Forbidden (with the policy's reasons) unless the action is allowed."""
+        decision = await self.decide(action, resource)
+        if not decision.allow:
+            raise Forbidden(f"not allowed: {action}", reasons=decision.reasons)

@@ -1,0 +1,143 @@
+"""The GraphQL HTTP/WebSocket endpoint: context per request, transaction, error codes.
+
+The request owns its transaction: `process_result` commits when the operation produced
+no GraphQL errors and rolls back otherwise, before the response is sent, so a client
+never sees success for work that was not committed.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from typing import Any
+
+from cross_web import HTTPException
+from graphql import GraphQLError
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+from strawberry.http import GraphQLHTTPResponse
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.types import ExecutionResult
+
+from uds.api.context import Context
+from uds.api.loaders import Loaders
+from uds.db import TransactionScope
+from uds.errors import BadUserInput, QueryTooComplex, UdsError
+from uds.http import send_error
+from uds.services import Services
+
+log = logging.getLogger(__name__)
+
+CONTEXT_KEY = "uds.context"
+TOO_COMPLEX = re.compile(r"exceeds maximum operation depth|aliases found\. Allowed|more than \d+ tokens")
+_SUGGESTION = re.compile(r"\s*Did you mean .*$")
+
+
+class GraphQLView(GraphQL[Context, None]):
+    def __init__(self, services: Services, **kwargs: Any) -> None:
+        from uds.api.schema import build_schema
+
+        settings = services.settings
+        super().__init__(
+            build_schema(settings),
+            graphql_ide="graphiql" if settings.dev else None,
+            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+            max_subscriptions_per_connection=20,
+            **kwargs,
+        )
+        self.services = services
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            if scope["type"] == "http":
+                request = Request(scope, receive)
+                try:
+                    response = await self.run(request)
+                except HTTPException as exc:
+                    await send_error(send, _transport_error(exc))
+                    return
+                await response(scope, receive, send)
+            else:
+                await self.run(WebSocket(scope, receive, send))
+        finally:
+            ctx = scope.get(CONTEXT_KEY)
+            if ctx is not None:
+                await ctx.tx.rollback()
+                await ctx.tx.close()
+
+    async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> Context:
+        scope = request.scope
+        tx = TransactionScope(self.services.engine, scope["tenant"].slug if scope.get("tenant") else None)
+        ctx = Context(
+            request=request,
+            services=self.services,
+            principal=scope.get("principal"),
+            tenant=scope.get("tenant"),
+            tenant_role=scope.get("tenant_role"),
+            tx=tx,
+            loaders=Loaders(tx),
+        )
+        scope[CONTEXT_KEY] = ctx
+        return ctx
+
+    async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
+        ctx: Context | None = request.scope.get(CONTEXT_KEY)
+        errors = [self._format(error) for error in result.errors or ()]
+        if ctx is not None and ctx.tx.opened:
+            if errors:
+                await ctx.tx.rollback()
+            else:
+                try:
+                    await ctx.tx.commit()
+                except Exception:
+                    log.exception("commit failed")
+                    await ctx.tx.rollback()
+                    return {
+                        "data": None,
+                        "errors": [_error_dict("internal error: the change was not saved", "INTERNAL")],
+                    }
+            await ctx.tx.close()
+        if ctx is not None and not errors:
+            for hook in ctx.after_commit:
+                await hook()
+        response: GraphQLHTTPResponse = {"data": result.data}
+        if errors:
+            response["errors"] = errors
+        if result.extensions:
+            response["extensions"] = result.extensions
+        return response
+
+    def _format(self, error: GraphQLError) -> dict[str, Any]:
+        original = error.original_error
+        if isinstance(original, UdsError):
+            formatted = _error_dict(original.message, original.code, original.reasons)
+        elif original is None:
+            code = QueryTooComplex.code if TOO_COMPLEX.search(error.message) else BadUserInput.code
+            message = error.message if self.services.settings.dev else _SUGGESTION.sub("", error.message)
+            formatted = _error_dict(message, code)
+        else:
+            error_id = uuid.uuid4().hex[:12]
+            log.error("internal error %s in %s", error_id, error.path, exc_info=original)
+            formatted = _error_dict(f"internal error (id {error_id})", "INTERNAL")
+        if error.path:
+            formatted["path"] = error.path
+        if error.locations:
+            formatted["locations"] = [{"line": loc.line, "column": loc.column} for loc in error.locations]
+        return formatted
+
+
+def _error_dict(message: str, code: str, reasons: tuple[str, ...] = ()) -> dict[str, Any]:
+    extensions: dict[str, Any] = {"code": code}
+    if reasons:
+        extensions["reasons"] = list(reasons)
+    return {"message": message, "extensions": extensions}
+
+
+def _transport_error(exc: HTTPException) -> UdsError:
+    error = BadUserInput(exc.reason)
+    error.http_status = exc.status_code
+    return error

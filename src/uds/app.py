@@ -1,0 +1,104 @@
+"""create_app(settings) -> the Starlette application; its lifespan owns every resource."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from sqlalchemy import text
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route, WebSocketRoute
+
+from uds.api.view import GraphQLView
+from uds.auth.middleware import AuthMiddleware
+from uds.limits import BodyLimitMiddleware
+from uds.services import Services
+from uds.settings import Settings
+from uds.tenants.routing import TenantMiddleware
+
+READY_TIMEOUT = 2.0
+
+
+def create_app(settings: Settings) -> Starlette:
+    """The UDS ASGI app for servers named in `settings` (database and Redis URLs set)."""
+    endpoint = _GraphQLEndpoint()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        services = await Services.start(settings)
+        endpoint.view = GraphQLView(services)
+        try:
+            yield {"services": services}
+        finally:
+            await services.close()
+
+    async def healthz(request: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(request: Request) -> JSONResponse:
+        services: Services = request.state.services
+        checks = {
+            "database": await _check(_database_ok(services)),
+            "redis": await _check(services.redis.ping()),
+            "policy": await _check(services.policy.ready()),
+        }
+        ok = all(checks.values())
+        return JSONResponse(
+            {
+                "status": "ok" if ok else "unavailable",
+                "checks": {k: "ok" if v else "failing" for k, v in checks.items()},
+            },
+            status_code=200 if ok else 503,
+        )
+
+    async def jwks(request: Request) -> JSONResponse:
+        services: Services = request.state.services
+        return JSONResponse(services.signing_key.jwks(), headers={"cache-control": "public, max-age=300"})
+
+    return Starlette(
+        routes=[
+            Route("/graphql", endpoint, methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", endpoint),
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+            Route("/.well-known/jwks.json", jwks),
+        ],
+        middleware=[
+            Middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes),
+            Middleware(AuthMiddleware),
+            Middleware(TenantMiddleware),
+        ],
+        lifespan=lifespan,
+    )
+
+
+class _GraphQLEndpoint:
+    """The GraphQL view, built in the lifespan once the services exist."""
+
+    view: GraphQLView | None = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        assert self.view is not None, "lifespan has not run"
+        await self.view(scope, receive, send)
+
+
+async def _database_ok(services: Services) -> bool:
+    async with services.engine.connect() as conn:
+        return await conn.scalar(text("select 1")) == 1
+
+
+async def _check(awaitable: Any) -> bool:
+    try:
+        return bool(await asyncio.wait_for(awaitable, READY_TIMEOUT))
+    except Exception:
+        return False
+
+
+def app_from_env() -> Starlette:
+    """Factory for `uvicorn --factory uds.app:app_from_env` (servers from UDS_* variables)."""
+    return create_app(Settings.from_env())

@@ -1,0 +1,366 @@
+"""The `uds` command: up, serve, migrate, tenants, token, schema."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from uds.errors import UdsError
+from uds.settings import Settings
+
+DEMO_TENANT = "demo"
+DEV_SUBJECT = "dev@uds.local"
+SCHEMA_FILE = Path(__file__).resolve().parents[2] / "schema.graphql"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        result: int = args.func(args)
+        return result
+    except UdsError as exc:
+        print(f"uds: {exc.message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="uds", description="UDS control plane")
+    sub = parser.add_subparsers(metavar="COMMAND")
+
+    up = sub.add_parser("up", help="run everything (embedded servers when none are configured)")
+    _host_port(up)
+    up.set_defaults(func=_up)
+
+    serve = sub.add_parser("serve", help="run the API server")
+    _host_port(serve)
+    serve.add_argument("--workers", type=int, default=1)
+    serve.set_defaults(func=_serve)
+
+    migrate = sub.add_parser("migrate", help="migrate the shared schema (and tenant schemas)")
+    migrate.add_argument("--all-tenants", action="store_true", help="also roll out tenant migrations")
+    migrate.set_defaults(func=_migrate)
+
+    tenants = sub.add_parser("tenants", help="create, list, suspend, resume, delete tenants")
+    tsub = tenants.add_subparsers(metavar="ACTION", required=True)
+    create = tsub.add_parser("create")
+    create.add_argument("slug")
+    create.add_argument("--name")
+    create.add_argument("--plan", default="free")
+    create.set_defaults(func=_tenants_create)
+    tsub.add_parser("list").set_defaults(func=_tenants_list)
+    for action in ("suspend", "resume"):
+        p = tsub.add_parser(action)
+        p.add_argument("slug")
+        p.set_defaults(func=_tenants_status, status="suspended" if action == "suspend" else "active")
+    delete = tsub.add_parser("delete")
+    delete.add_argument("slug")
+    delete.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    delete.set_defaults(func=_tenants_delete)
+    member = tsub.add_parser("add-member")
+    member.add_argument("slug")
+    member.add_argument("subject")
+    member.add_argument("role", choices=["VIEWER", "EDITOR", "ADMIN"])
+    member.set_defaults(func=_tenants_member)
+
+    token = sub.add_parser("token", help="sign tokens with UDS's own key")
+    toksub = token.add_subparsers(metavar="ACTION", required=True)
+    tcreate = toksub.add_parser("create", help="print a signed token (and record the membership)")
+    tcreate.add_argument("--sub", required=True)
+    tcreate.add_argument("--tenant")
+    tcreate.add_argument("--role", choices=["VIEWER", "EDITOR", "ADMIN"])
+    tcreate.add_argument("--platform-admin", action="store_true")
+    tcreate.add_argument("--ttl", type=int, default=3600, help="seconds")
+    tcreate.set_defaults(func=_token_create)
+
+    schema = sub.add_parser("schema", help="print the GraphQL schema, or check schema.graphql")
+    schema.add_argument("--check", action="store_true")
+    schema.add_argument("--write", action="store_true", help="write schema.graphql")
+    schema.set_defaults(func=_schema)
+    return parser
+
+
+def _host_port(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _with_servers(work: Callable[[Settings], Awaitable[int]]) -> int:
+    """Resolve servers (embedded if needed), make sure the shared schema is migrated, run."""
+    from uds.db import make_engine
+    from uds.runtime import migrate_core, resolve_servers
+
+    servers = resolve_servers(Settings.from_env(), progress=_say)
+    try:
+
+        async def run() -> int:
+            engine = make_engine(servers.settings, pool_size=2)
+            try:
+                await migrate_core(engine)
+            finally:
+                await engine.dispose()
+            return await work(servers.settings)
+
+        return asyncio.run(run())
+    finally:
+        servers.stop()
+
+
+def _in_transaction(work: Callable[[Any], Awaitable[int]]) -> int:
+    from uds.db import make_engine, transaction
+
+    async def run(settings: Settings) -> int:
+        engine = make_engine(settings, pool_size=2)
+        try:
+            async with transaction(engine) as tx:
+                result = await work(await tx.core())
+            from redis.asyncio import Redis
+
+            from uds.tenants.registry import CHANGES_CHANNEL
+
+            redis = Redis.from_url(settings.redis_url or "")
+            try:
+                await redis.publish(CHANGES_CHANNEL, "*")
+            except Exception:
+                pass
+            finally:
+                await redis.aclose()
+            return result
+        finally:
+            await engine.dispose()
+
+    return _with_servers(run)
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    from uds.db import make_engine
+    from uds.runtime import migrate_all_tenants, progress_bar, tenant_slugs
+
+    async def run(settings: Settings) -> int:
+        _say("shared schema is up to date")
+        if not args.all_tenants:
+            return 0
+        engine = make_engine(settings, pool_size=5)
+        try:
+            total = len(await tenant_slugs(engine))
+            await migrate_all_tenants(engine, on_done=progress_bar(total, "tenants"))
+            _say(f"{total} tenant schemas are up to date")
+        finally:
+            await engine.dispose()
+        return 0
+
+    return _with_servers(run)
+
+
+def _tenants_create(args: argparse.Namespace) -> int:
+    from uds.tenants import service
+
+    async def work(session: Any) -> int:
+        tenant = await service.create_tenant(
+            session, slug=args.slug, name=args.name or args.slug, plan=args.plan, actor="cli"
+        )
+        print(f"created tenant {tenant.slug}")
+        return 0
+
+    return _in_transaction(work)
+
+
+def _tenants_list(args: argparse.Namespace) -> int:
+    from uds.tenants import service
+
+    async def work(session: Any) -> int:
+        rows = await service.list_tenants(session, after_slug=None, limit=100_000)
+        print(f"{'SLUG':<40} {'STATUS':<10} {'PLAN':<10} NAME")
+        for t in rows:
+            print(f"{t.slug:<40} {t.status:<10} {t.plan:<10} {t.name}")
+        return 0
+
+    return _in_transaction(work)
+
+
+def _tenants_status(args: argparse.Namespace) -> int:
+    from uds.tenants import service
+
+    async def work(session: Any) -> int:
+        tenant = await service.set_status(session, slug=args.slug, status=args.status, actor="cli")
+        print(f"tenant {tenant.slug} is {tenant.status}")
+        return 0
+
+    return _in_transaction(work)
+
+
+def _tenants_delete(args: argparse.Namespace) -> int:
+    from uds.tenants import service
+
+    confirm = args.slug
+    if not args.yes:
+        confirm = input(f"This drops every table of tenant {args.slug!r}. Type the slug to confirm: ")
+
+    async def work(session: Any) -> int:
+        await service.delete_tenant(session, slug=args.slug, confirm=confirm.strip(), actor="cli")
+        print(f"deleted tenant {args.slug}")
+        return 0
+
+    return _in_transaction(work)
+
+
+def _tenants_member(args: argparse.Namespace) -> int:
+    from uds.tenants import service
+
+    async def work(session: Any) -> int:
+        await service.set_member(session, slug=args.slug, subject=args.subject, role=args.role, actor="cli")
+        print(f"{args.subject} is {args.role} of {args.slug}")
+        return 0
+
+    return _in_transaction(work)
+
+
+def _token_create(args: argparse.Namespace) -> int:
+    from uds.auth.keys import SigningKey
+
+    if bool(args.tenant) != bool(args.role):
+        raise UdsError("--tenant and --role go together")
+    settings = Settings.from_env()
+    if args.tenant:
+        from uds.tenants import service
+
+        async def work(session: Any) -> int:
+            await service.set_member(session, slug=args.tenant, subject=args.sub, role=args.role, actor="cli")
+            return 0
+
+        _in_transaction(work)
+    key = SigningKey.load_or_create(settings.data_dir)
+    roles = ["platform-admin"] if args.platform_admin else []
+    print(
+        key.issue(args.sub, issuer=settings.own_issuer, audience=settings.audience, ttl=args.ttl, roles=roles)
+    )
+    return 0
+
+
+def _schema(args: argparse.Namespace) -> int:
+    from uds.api.schema import schema_sdl
+
+    sdl = schema_sdl()
+    if args.check:
+        current = SCHEMA_FILE.read_text() if SCHEMA_FILE.exists() else ""
+        if current != sdl:
+            _say(f"{SCHEMA_FILE.name} is out of date: run `uds schema --write`")
+            return 1
+        _say(f"{SCHEMA_FILE.name} matches the code")
+        return 0
+    if args.write:
+        SCHEMA_FILE.write_text(sdl)
+        _say(f"wrote {SCHEMA_FILE}")
+        return 0
+    sys.stdout.write(sdl)
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    servers = _resolved()
+    try:
+        _run_uvicorn(servers.settings, args.host, args.port, workers=args.workers)
+    finally:
+        servers.stop()
+    return 0
+
+
+def _resolved() -> Any:
+    from uds.runtime import resolve_servers
+
+    return resolve_servers(Settings.from_env(), progress=_say)
+
+
+def _up(args: argparse.Namespace) -> int:
+    from uds.auth.keys import SigningKey
+
+    servers = _resolved()
+    settings = servers.settings
+    try:
+        asyncio.run(_bootstrap(settings))
+        key = SigningKey.load_or_create(settings.data_dir)
+        token = key.issue(
+            DEV_SUBJECT,
+            issuer=settings.own_issuer,
+            audience=settings.audience,
+            ttl=7 * 24 * 3600,
+            roles=["platform-admin"],
+        )
+        url = f"http://{args.host}:{args.port}/graphql"
+        _say("")
+        _say(f"UDS is up. GraphiQL: {url}")
+        _say(f"Tenant: {DEMO_TENANT} (send header X-Tenant-ID: {DEMO_TENANT})")
+        _say(f"Dev token ({DEV_SUBJECT}, platform admin, ADMIN of {DEMO_TENANT}, valid 7 days):")
+        print(token, flush=True)
+        _say(f'Header: {{"Authorization": "Bearer <token>", "X-Tenant-ID": "{DEMO_TENANT}"}}')
+        _say("Ctrl-C stops everything.")
+        _run_uvicorn(settings, args.host, args.port)
+    finally:
+        servers.stop()
+    return 0
+
+
+async def _bootstrap(settings: Settings) -> None:
+    """Migrate, then make sure the demo tenant and the dev admin's membership exist."""
+    from uds.db import make_engine, transaction
+    from uds.errors import NotFound
+    from uds.runtime import migrate_all_tenants, migrate_core
+    from uds.tenants import service
+
+    engine = make_engine(settings, pool_size=2)
+    try:
+        await migrate_core(engine)
+        await migrate_all_tenants(engine)
+        async with transaction(engine) as tx:
+            session = await tx.core()
+            try:
+                await service.get_tenant(session, slug=DEMO_TENANT)
+            except NotFound:
+                await service.create_tenant(session, slug=DEMO_TENANT, name="Demo", actor="uds up")
+            await service.set_member(
+                session, slug=DEMO_TENANT, subject=DEV_SUBJECT, role="ADMIN", actor="uds up"
+            )
+    finally:
+        await engine.dispose()
+
+
+def _run_uvicorn(settings: Settings, host: str, port: int, *, workers: int = 1) -> None:
+    import os
+
+    import uvicorn
+
+    from uds.app import create_app
+
+    if workers > 1:
+        # Each worker process builds its own app from the environment.
+        os.environ["UDS_DATABASE_URL"] = settings.database_url or ""
+        os.environ["UDS_REDIS_URL"] = settings.redis_url or ""
+        uvicorn.run(
+            "uds.app:app_from_env",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            loop="uvloop",
+            http="httptools",
+            log_level="info",
+        )
+        return
+    uvicorn.run(create_app(settings), host=host, port=port, loop="uvloop", http="httptools", log_level="info")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,140 @@
+"""Metadata, engine and the tenant session scope.
+
+Shared tables are pinned to schema `uds`; tenant tables have no schema and are mapped to
+the tenant's schema per request with `schema_translate_map`, never with `SET search_path`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime
+
+from sqlalchemy import DateTime, MetaData, make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, create_async_engine
+from sqlalchemy.orm import DeclarativeBase
+
+from uds.settings import Settings
+from uds.tenants.slugs import CORE_SCHEMA, tenant_schema
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class CoreBase(DeclarativeBase):
+    """Tables in the shared schema `uds`."""
+
+    metadata = MetaData(schema=CORE_SCHEMA, naming_convention=NAMING)
+    type_annotation_map = {datetime: DateTime(timezone=True)}
+
+
+class TenantBase(DeclarativeBase):
+    """Tables in every tenant's schema; mapped per request by schema_translate_map."""
+
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: DateTime(timezone=True)}
+
+
+def async_url(url: str) -> str:
+    """The SQLAlchemy asyncpg URL for a postgres:// or postgresql:// URL."""
+    parsed = make_url(url)
+    return parsed.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
+
+
+def make_engine(settings: Settings, *, pool_size: int | None = None) -> AsyncEngine:
+    """The process's one engine; pool size from settings unless given."""
+    if not settings.database_url:
+        raise RuntimeError("database_url is not set (start embedded servers first)")
+    size = pool_size or settings.db_pool_size
+    return create_async_engine(
+        async_url(settings.database_url),
+        pool_size=size,
+        max_overflow=0 if pool_size else size,
+        pool_recycle=1800,
+        connect_args={"server_settings": {"application_name": "uds"}},
+    )
+
+
+def tenant_options(slug: str) -> dict[str, object]:
+    """Execution options that map schema-less tenant tables to the tenant's schema."""
+    return {"schema_translate_map": {None: tenant_schema(slug)}}
+
+
+class TransactionScope:
+    """One connection and transaction, opened lazily, owned by one request or job.
+
+    The owner decides the outcome: `commit()` on success, `rollback()` on error, then
+    `close()`. Services only ever see the sessions handed out here and never commit.
+    """
+
+    def __init__(self, engine: AsyncEngine, tenant_slug: str | None = None) -> None:
+        self._engine = engine
+        self._tenant_slug = tenant_slug
+        self._conn: AsyncConnection | None = None
+        self._session: AsyncSession | None = None
+        self._tenant_session: AsyncSession | None = None
+
+    @property
+    def opened(self) -> bool:
+        return self._conn is not None
+
+    async def connection(self) -> AsyncConnection:
+        if self._conn is None:
+            conn = await self._engine.connect()
+            await conn.begin()
+            self._conn = conn
+        return self._conn
+
+    async def core(self) -> AsyncSession:
+        """Session for shared tables (schema `uds`)."""
+        if self._session is None:
+            self._session = AsyncSession(bind=await self.connection(), expire_on_commit=False)
+        return self._session
+
+    async def tenant(self) -> AsyncSession:
+        """Session whose schema-less tables resolve to the request tenant's schema."""
+        if self._tenant_slug is None:
+            raise RuntimeError("no tenant in this scope")
+        if self._tenant_session is None:
+            conn = await self.connection()
+            bound = await conn.execution_options(**tenant_options(self._tenant_slug))
+            self._tenant_session = AsyncSession(bind=bound, expire_on_commit=False)
+        return self._tenant_session
+
+    async def commit(self) -> None:
+        for session in (self._session, self._tenant_session):
+            if session is not None:
+                await session.flush()
+        if self._conn is not None and self._conn.in_transaction():
+            await self._conn.commit()
+
+    async def rollback(self) -> None:
+        if self._conn is not None and self._conn.in_transaction():
+            await self._conn.rollback()
+
+    async def close(self) -> None:
+        for session in (self._session, self._tenant_session):
+            if session is not None:
+                await session.close()
+        if self._conn is not None:
+            await self._conn.close()
+        self._conn = self._session = self._tenant_session = None
+
+
+@asynccontextmanager
+async def transaction(engine: AsyncEngine, tenant_slug: str | None = None) -> AsyncIterator[TransactionScope]:
+    """A scope that commits when the block succeeds and rolls back when it raises."""
+    scope = TransactionScope(engine, tenant_slug)
+    try:
+        yield scope
+        await scope.commit()
+    except BaseException:
+        await scope.rollback()
+        raise
+    finally:
+        await scope.close()

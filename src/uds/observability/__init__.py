@@ -1,0 +1,1 @@
+"""Audit log, structured logging and metrics."""

@@ -1,0 +1,1 @@
+"""Tenants: slug rule and schema naming, registry, provisioning, request routing."""

@@ -1,0 +1,170 @@
+"""Cached look-up of tenants and memberships for the request path.
+
+A request must not cost a catalog query: tenants and each (tenant, subject) role are
+cached in-process, negative answers too (so a flood of made-up slugs cannot turn into a
+flood of queries). Changes are announced on Redis channel `uds:tenants:changed`; every
+process drops its cached entry for that slug. A TTL bounds staleness if a message is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+from redis.asyncio import Redis
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from uds.tenants.slugs import tenant_schema
+
+log = logging.getLogger(__name__)
+
+CHANGES_CHANNEL = "uds:tenants:changed"
+ALL = "*"
+
+
+@dataclass(frozen=True, slots=True)
+class TenantRecord:
+    """What the request path needs to know about a tenant."""
+
+    id: uuid.UUID
+    slug: str
+    name: str
+    status: str
+    plan: str
+    limits: dict[str, Any] = field(hash=False, compare=False)
+
+    @property
+    def schema(self) -> str:
+        return tenant_schema(self.slug)
+
+    @property
+    def suspended(self) -> bool:
+        return self.status == "suspended"
+
+
+class _TTLCache:
+    def __init__(self, maxsize: int, ttl: float) -> None:
+        self._data: OrderedDict[Any, tuple[float, Any]] = OrderedDict()
+        self._maxsize = maxsize
+        self._ttl = ttl
+
+    def get(self, key: Any) -> tuple[bool, Any]:
+        hit = self._data.get(key)
+        if hit is None or hit[0] < time.monotonic():
+            return False, None
+        self._data.move_to_end(key)
+        return True, hit[1]
+
+    def put(self, key: Any, value: Any) -> None:
+        self._data[key] = (time.monotonic() + self._ttl, value)
+        self._data.move_to_end(key)
+        while len(self._data) > self._maxsize:
+            self._data.popitem(last=False)
+
+    def drop_where(self, predicate: Any) -> None:
+        for key in [k for k in self._data if predicate(k)]:
+            del self._data[key]
+
+    def clear(self) -> None:
+        self._data.clear()
+
+
+class TenantRegistry:
+    """Tenants by slug and roles by (slug, subject), cached and invalidated through Redis."""
+
+    def __init__(self, engine: AsyncEngine, redis: Redis | None, *, ttl: float = 30.0) -> None:
+        self._engine = engine
+        self._redis = redis
+        self._tenants = _TTLCache(maxsize=20_000, ttl=ttl)
+        self._roles = _TTLCache(maxsize=100_000, ttl=ttl)
+        self._listener: asyncio.Task[None] | None = None
+
+    async def get(self, slug: str) -> TenantRecord | None:
+        """The tenant with this (already validated) slug, or None."""
+        found, record = self._tenants.get(slug)
+        if found:
+            return record  # type: ignore[no-any-return]
+        async with self._engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    text("select id, slug, name, status, plan, limits from uds.tenants where slug = :s"),
+                    {"s": slug},
+                )
+            ).first()
+        record = TenantRecord(*row) if row else None
+        self._tenants.put(slug, record)
+        return record
+
+    async def role_of(self, tenant: TenantRecord, subject: str) -> str | None:
+        """The subject's role in the tenant (VIEWER/EDITOR/ADMIN), or None if not a member."""
+        key = (tenant.slug, subject)
+        found, role = self._roles.get(key)
+        if found:
+            return role  # type: ignore[no-any-return]
+        async with self._engine.connect() as conn:
+            role = await conn.scalar(
+                text("select role from uds.memberships where tenant_id = :t and subject = :s"),
+                {"t": tenant.id, "s": subject},
+            )
+        self._roles.put(key, role)
+        return role
+
+    def forget(self, slug: str) -> None:
+        """Drop this process's cached entries for a slug (or all, for ALL)."""
+        if slug == ALL:
+            self._tenants.clear()
+            self._roles.clear()
+            return
+        self._tenants.drop_where(lambda k: k == slug)
+        self._roles.drop_where(lambda k: k[0] == slug)
+
+    async def announce(self, slug: str) -> None:
+        """Tell every process (this one included) that the tenant changed. Call after commit."""
+        self.forget(slug)
+        if self._redis is not None:
+            try:
+                await self._redis.publish(CHANGES_CHANNEL, slug)
+            except Exception:  # the TTL still bounds staleness; the change itself is committed
+                log.warning("could not announce tenant change for %s", slug, exc_info=True)
+
+    async def start(self) -> None:
+        if self._redis is not None and self._listener is None:
+            self._listener = asyncio.create_task(self._listen(), name="tenant-registry-listener")
+
+    async def stop(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
+            self._listener = None
+
+    async def _listen(self) -> None:
+        assert self._redis is not None
+        while True:
+            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(CHANGES_CHANNEL)
+                # Anything may have changed while we were not listening.
+                self.forget(ALL)
+                async for message in pubsub.listen():
+                    data = message.get("data")
+                    if isinstance(data, bytes):
+                        data = data.decode()
+                    if isinstance(data, str):
+                        self.forget(data)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("tenant change listener lost Redis; retrying", exc_info=True)
+                self.forget(ALL)
+                await asyncio.sleep(1.0)
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()

@@ -1,0 +1,60 @@
+"""Pure-ASGI tenant routing: `X-Tenant-ID` -> slug rule -> registry -> membership.
+
+Writes `scope["tenant"]` (a TenantRecord or None) and `scope["tenant_role"]`. A tenant
+that does not exist and one the principal is not a member of get the same 403, so
+slugs cannot be enumerated. The header value never reaches SQL unless it passed the
+slug rule.
+"""
+
+from __future__ import annotations
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from uds.errors import BadUserInput, Forbidden, UdsError, Unauthenticated
+from uds.http import header, send_error
+from uds.tenants.slugs import is_valid_slug
+
+NOT_YOURS = "no such tenant, or you are not a member of it"
+
+
+class TenantMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        scope["tenant"] = None
+        scope["tenant_role"] = None
+        raw = header(scope, b"x-tenant-id")
+        if raw is not None:
+            try:
+                await self._resolve(scope, raw)
+            except UdsError as exc:
+                await send_error(send, exc)
+                return
+        await self.app(scope, receive, send)
+
+    async def _resolve(self, scope: Scope, raw: bytes) -> None:
+        try:
+            slug = raw.decode("ascii").strip()
+        except UnicodeDecodeError:
+            slug = ""
+        if not is_valid_slug(slug):
+            raise BadUserInput("X-Tenant-ID is not a valid tenant slug")
+        principal = scope.get("principal")
+        if principal is None:
+            raise Unauthenticated("a bearer token is required with X-Tenant-ID")
+        registry = scope["state"]["services"].registry
+        tenant = await registry.get(slug)
+        if tenant is None:
+            raise Forbidden(NOT_YOURS)
+        if principal.tenant is not None and principal.tenant != slug:
+            # Service tokens are bound to one tenant.
+            raise Forbidden(NOT_YOURS)
+        role = await registry.role_of(tenant, principal.subject)
+        if role is None and not principal.is_platform_admin:
+            raise Forbidden(NOT_YOURS)
+        scope["tenant"] = tenant
+        scope["tenant_role"] = role
