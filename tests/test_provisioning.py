@@ -188,3 +188,36 @@ def _dsn(server: Server) -> dict[str, Any]:
     from conftest import _asyncpg_dsn
 
     return _asyncpg_dsn(server.settings.database_url or "")
+
+
+async def test_changes_and_denials_are_audited_in_the_tenant(server: Server) -> None:
+    slug = await make_tenant(server, members={"adm@x": "ADMIN", "view@x": "VIEWER"})
+    _, body = await server.gql(SET_MEMBER, {"s": "new@x", "r": "EDITOR"}, token=server.token("adm@x"), tenant=slug)
+    assert body["data"]["setMember"]["__typename"] == "Member"
+    _, body = await server.gql(SET_MEMBER, {"s": "new@x", "r": "ADMIN"}, token=server.token("view@x"), tenant=slug)
+    assert body["data"]["setMember"]["__typename"] == "NotAllowed"
+    status, _ = await server.gql("{ auditLog { edges { cursor } } }", token=server.token("view@x"), tenant=slug)
+    assert status == 200  # the request is answered (with a FORBIDDEN error inside)
+    _, body = await server.gql(
+        "{ auditLog(first: 20) { edges { node { actor action allowed } } } }", token=server.token("adm@x"), tenant=slug
+    )
+    entries = [e["node"] for e in body["data"]["auditLog"]["edges"]]
+    assert entries[:3] == [
+        {"actor": "view@x", "action": "audit.read", "allowed": False},
+        {"actor": "view@x", "action": "member.write", "allowed": False},
+        {"actor": "adm@x", "action": "member.write", "allowed": True},
+    ]
+    assert {"actor": "root@test", "action": "tenant.create", "allowed": True} in entries
+
+
+async def test_platform_denials_are_audited(server: Server) -> None:
+    missing = unique_slug("nope")
+    _, body = await server.gql(SUSPEND, {"s": missing}, token=server.token("intruder@x"))
+    assert body["data"]["admin"]["suspendTenant"]["__typename"] == "NotAllowed"
+    async with server.services.engine.connect() as conn:
+        row = (
+            await conn.execute(
+                text("select actor, action, allowed from uds.platform_audit where target = :t"), {"t": f"slug={missing}"}
+            )
+        ).one()
+    assert tuple(row) == ("intruder@x", "tenant.suspend", False)

@@ -13,6 +13,7 @@ from uds.api.loaders import Loaders
 from uds.auth.principal import Principal
 from uds.db import TransactionScope
 from uds.errors import Forbidden, TenantRequired, Unauthenticated
+from uds.observability.audit import record_denial
 from uds.policies import ACTIONS, Decision, PolicyInput
 from uds.services import Services
 from uds.tenants.registry import TenantRecord
@@ -61,4 +62,26 @@ class Context:
         """Raise Forbidden (with the policy's reasons) unless the action is allowed."""
         decision = await self.decide(action, resource)
         if not decision.allow:
+            await self.audit_denial(action, decision, resource)
             raise Forbidden(f"not allowed: {action}", reasons=decision.reasons)
+
+    async def audit_denial(self, action: str, decision: Decision, resource: dict[str, Any] | None) -> None:
+        """Record a denial: tenant actions in the tenant's log, platform ones in the platform's."""
+        if self.principal is None:
+            return
+        rule = ACTIONS.get(action)
+        tenant_scoped = rule is not None and rule.scope == "tenant" and self.tenant is not None
+        await record_denial(
+            self.services.engine,
+            slug=self.tenant.slug if tenant_scoped and self.tenant else None,
+            actor=self.principal.subject,
+            action=action,
+            reasons=decision.reasons,
+            target=_target(resource),
+        )
+
+
+def _target(resource: dict[str, Any] | None) -> str | None:
+    if not resource:
+        return None
+    return ",".join(f"{k}={v}" for k, v in sorted(resource.items()))

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import strawberry
 
-from uds.api.context import Context
+from uds.api.context import Context, _target
 from uds.errors import BadUserInput
 from uds.errors import Conflict as ConflictError
 from uds.errors import NotFound as NotFoundError
+from uds.observability import audit
 
 T = TypeVar("T")
 
@@ -37,15 +38,23 @@ class Conflict:
 
 
 async def mutate(
-    ctx: Context, action: str, work: Callable[[], Awaitable[T]], resource: dict[str, object] | None = None
+    ctx: Context,
+    action: str,
+    work: Callable[[], Awaitable[T]],
+    resource: dict[str, Any] | None = None,
+    *,
+    audit_in: str | None = None,
 ) -> T | ValidationError | NotAllowed | NotFound | Conflict:
-    """Authorize `action`, then run `work` in a savepoint.
+    """Authorize `action`, then run `work` in a savepoint and audit it.
 
     A denial or a user error becomes a union member and `work`'s writes are rolled back
-    to the savepoint; anything else propagates and fails the request.
+    to the savepoint; anything else propagates and fails the request. Denials and
+    successful changes are written to the audit log of tenant `audit_in` (default: the
+    request's tenant); pass "" for changes that leave no tenant schema to write to.
     """
     decision = await ctx.decide(action, resource)
     if not decision.allow:
+        await ctx.audit_denial(action, decision, resource)
         return NotAllowed(message=f"not allowed: {action}", reasons=list(decision.reasons))
     session = await ctx.tx.core()
     savepoint = await session.begin_nested()
@@ -65,4 +74,13 @@ async def mutate(
         await savepoint.rollback()
         raise
     await savepoint.commit()
+    slug = audit_in if audit_in is not None else (ctx.tenant.slug if ctx.tenant else "")
+    if slug:
+        await audit.record(
+            await ctx.tx.connection(),
+            slug=slug,
+            actor=ctx.require_principal().subject,
+            action=action,
+            target=_target(resource),
+        )
     return result

@@ -167,7 +167,7 @@ class AdminMutation:
             _changed(ctx, input.slug)
             return Tenant.from_row(row)
 
-        return await mutate(ctx, "tenant.create", work)
+        return await mutate(ctx, "tenant.create", work, {"slug": input.slug}, audit_in=input.slug)
 
     async def _set_status(self, ctx: Context, slug: str, status: str, action: str) -> TenantResult:
         async def work() -> Tenant:
@@ -177,7 +177,7 @@ class AdminMutation:
             _changed(ctx, slug)
             return Tenant.from_row(row)
 
-        return await mutate(ctx, action, work, {"slug": slug})
+        return await mutate(ctx, action, work, {"slug": slug}, audit_in=slug)
 
     @strawberry.mutation
     async def suspend_tenant(self, info: Info[Context, None], slug: str) -> TenantResult:
@@ -198,7 +198,7 @@ class AdminMutation:
             _changed(ctx, slug)
             return TenantDeleted(slug=slug)
 
-        return await mutate(ctx, "tenant.delete", work, {"slug": slug})
+        return await mutate(ctx, "tenant.delete", work, {"slug": slug}, audit_in="")
 
     @strawberry.mutation
     async def add_member(
@@ -217,7 +217,7 @@ class AdminMutation:
             _changed(ctx, slug)
             return _member(row)
 
-        return await mutate(ctx, "tenant.member.add", work, {"slug": slug})
+        return await mutate(ctx, "tenant.member.add", work, {"slug": slug, "subject": subject}, audit_in=slug)
 
 
 async def set_member(info: Info[Context, None], subject: str, role: TenantRole) -> MemberResult:
