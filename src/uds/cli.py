@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -337,11 +338,25 @@ async def _bootstrap(settings: Settings) -> None:
         await engine.dispose()
 
 
+def _exit_on_sigterm() -> None:
+    """Turn SIGTERM into SystemExit, so the `finally` that stops embedded servers runs.
+
+    uvicorn restores the previous handler after its graceful shutdown and re-raises the
+    signal; with the default handler the process would die before cleaning up.
+    """
+
+    def handler(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, handler)
+
+
 def _run_uvicorn(settings: Settings, host: str, port: int, *, workers: int = 1) -> None:
     import os
 
     import uvicorn
 
+    _exit_on_sigterm()
     from uds.app import create_app
 
     if workers > 1:
