@@ -16,6 +16,7 @@ from starlette.routing import Route, WebSocketRoute
 
 from uds.api.view import GraphQLView
 from uds.auth.middleware import AuthMiddleware
+from uds.auth.oauth import token_endpoint
 from uds.limits import BodyLimitMiddleware
 from uds.services import Services
 from uds.settings import Settings
@@ -67,6 +68,7 @@ def create_app(settings: Settings) -> Starlette:
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/.well-known/jwks.json", jwks),
+            Route("/oauth/token", token_endpoint, methods=["POST"]),
         ],
         middleware=[
             Middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes),

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import strawberry
 from strawberry.types import Info
@@ -12,8 +13,9 @@ from strawberry.types import Info
 from uds.api.context import Context
 from uds.api.pagination import Connection, connection, decode_cursor, page_size
 from uds.api.results import Conflict, NotAllowed, NotFound, ValidationError, mutate
+from uds.auth import clients
 from uds.errors import NotFound as Missing
-from uds.tenants import service
+from uds.tenants import plans, service
 from uds.tenants.models import ACTIVE, SUSPENDED
 from uds.tenants.models import Membership as MembershipRow
 from uds.tenants.models import Tenant as TenantRow
@@ -39,6 +41,55 @@ class Member:
     role: TenantRole
 
 
+@strawberry.type(description="Effective limits: the plan's, overridden per tenant.")
+class TenantLimits:
+    max_data_sources: int
+    max_concurrent_jobs: int
+    discovery_row_budget: float
+    max_dashboards: int
+    max_members: int
+
+
+@strawberry.input
+class TenantLimitsInput:
+    max_data_sources: int | None = None
+    max_concurrent_jobs: int | None = None
+    discovery_row_budget: float | None = None
+    max_dashboards: int | None = None
+    max_members: int | None = None
+    features: list[str] | None = None
+    replace: bool = strawberry.field(
+        default=False, description="Drop every earlier override instead of merging with them."
+    )
+
+    def overrides(self) -> dict[str, Any]:
+        values = {
+            "max_data_sources": self.max_data_sources,
+            "max_concurrent_jobs": self.max_concurrent_jobs,
+            "discovery_row_budget": _whole(self.discovery_row_budget),
+            "max_dashboards": self.max_dashboards,
+            "max_members": self.max_members,
+            "features": self.features,
+        }
+        return {k: v for k, v in values.items() if v is not None}
+
+
+def _whole(value: float | None) -> int | float | None:
+    return int(value) if value is not None and float(value).is_integer() else value
+
+
+@strawberry.type
+class ServiceClient:
+    id: strawberry.ID
+    name: str
+    client_id: str
+    role: TenantRole
+    revoked: bool
+    client_secret: str | None = strawberry.field(
+        default=None, description="Only in the result of createServiceClient; never readable again."
+    )
+
+
 @strawberry.type
 class Tenant:
     id: strawberry.ID
@@ -47,6 +98,22 @@ class Tenant:
     status: TenantStatus
     plan: str
     created_at: datetime | None = None
+    overrides: strawberry.Private[dict[str, Any]] = dataclasses.field(default_factory=dict)
+
+    @strawberry.field(description="Features of the plan, with the tenant's overrides.")
+    def features(self) -> list[str]:
+        return sorted(plans.effective(self.plan, self.overrides)[0])
+
+    @strawberry.field
+    def limits(self) -> TenantLimits:
+        return TenantLimits(**plans.effective(self.plan, self.overrides)[1])
+
+    @strawberry.field(description="Service clients of the tenant (platform admins).")
+    async def service_clients(self, info: Info[Context, None]) -> list[ServiceClient]:
+        ctx = info.context
+        await ctx.authorize("tenant.list")
+        rows = await clients.list_clients(await ctx.tx.core(), tenant_id=self.id)
+        return [_client(r) for r in rows]
 
     @strawberry.field(description="Members of the tenant (needs the member.read action).")
     async def members(self, info: Info[Context, None]) -> list[Member]:
@@ -67,6 +134,7 @@ class Tenant:
             status=TenantStatus(row.status),
             plan=row.plan,
             created_at=row.created_at,
+            overrides=dict(row.limits or {}),
         )
 
     @classmethod
@@ -77,6 +145,7 @@ class Tenant:
             name=record.name,
             status=TenantStatus(record.status),
             plan=record.plan,
+            overrides=dict(record.limits or {}),
         )
 
 
@@ -101,7 +170,7 @@ class MemberRemoved:
 class CreateTenantInput:
     slug: str
     name: str
-    plan: str = "free"
+    plan: str = strawberry.field(default="free", description="free, pro or enterprise")
 
 
 CreateTenantResult = Annotated[
@@ -115,6 +184,22 @@ MemberResult = Annotated[Member | ValidationError | NotFound | NotAllowed, straw
 RemoveMemberResult = Annotated[
     MemberRemoved | ValidationError | NotFound | NotAllowed, strawberry.union("RemoveMemberResult")
 ]
+
+
+ServiceClientResult = Annotated[
+    ServiceClient | ValidationError | NotFound | NotAllowed, strawberry.union("ServiceClientResult")
+]
+
+
+def _client(row: clients.ServiceClient, secret: str | None = None) -> ServiceClient:
+    return ServiceClient(
+        id=strawberry.ID(str(row.id)),
+        name=row.name,
+        client_id=row.client_id,
+        role=TenantRole(row.role),
+        revoked=row.revoked_at is not None,
+        client_secret=secret,
+    )
 
 
 def _member(row: MembershipRow) -> Member:
@@ -218,6 +303,61 @@ class AdminMutation:
             return _member(row)
 
         return await mutate(ctx, "tenant.member.add", work, {"slug": slug, "subject": subject}, audit_in=slug)
+
+    @strawberry.mutation(description="Override the plan's limits and features for one tenant.")
+    async def set_tenant_limits(
+        self, info: Info[Context, None], slug: str, limits: TenantLimitsInput
+    ) -> TenantResult:
+        ctx = info.context
+
+        async def work() -> Tenant:
+            row = await service.set_limits(
+                await ctx.tx.core(),
+                slug=slug,
+                overrides=limits.overrides(),
+                replace=limits.replace,
+                actor=ctx.require_principal().subject,
+            )
+            _changed(ctx, slug)
+            return Tenant.from_row(row)
+
+        return await mutate(ctx, "tenant.limits.set", work, {"slug": slug}, audit_in=slug)
+
+    @strawberry.mutation(
+        description="A client-credentials identity for one tenant; the secret is shown once."
+    )
+    async def create_service_client(
+        self, info: Info[Context, None], slug: str, name: str, role: TenantRole
+    ) -> ServiceClientResult:
+        ctx = info.context
+
+        async def work() -> ServiceClient:
+            row, secret = await clients.create_client(
+                await ctx.tx.core(),
+                slug=slug,
+                name=name,
+                role=role.value,
+                actor=ctx.require_principal().subject,
+            )
+            _changed(ctx, slug)
+            return _client(row, secret)
+
+        return await mutate(ctx, "serviceclient.create", work, {"slug": slug}, audit_in=slug)
+
+    @strawberry.mutation(description="Revoke a service client; its tokens stop working at once.")
+    async def revoke_service_client(
+        self, info: Info[Context, None], slug: str, client_id: str
+    ) -> ServiceClientResult:
+        ctx = info.context
+
+        async def work() -> ServiceClient:
+            row = await clients.revoke_client(
+                await ctx.tx.core(), slug=slug, client_id=client_id, actor=ctx.require_principal().subject
+            )
+            _changed(ctx, slug)
+            return _client(row)
+
+        return await mutate(ctx, "serviceclient.revoke", work, {"slug": slug}, audit_in=slug)
 
 
 async def set_member(info: Info[Context, None], subject: str, role: TenantRole) -> MemberResult:

@@ -38,6 +38,9 @@ ACTIONS: Mapping[str, Action] = {
     "tenant.resume": Action("platform", write=True),
     "tenant.delete": Action("platform", write=True),
     "tenant.member.add": Action("platform", write=True),
+    "tenant.limits.set": Action("platform", write=True),
+    "serviceclient.create": Action("platform", write=True),
+    "serviceclient.revoke": Action("platform", write=True),
 }
 
 

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from uds.errors import BadUserInput, Conflict, NotFound
 from uds.migrations import upgrade_tenant
 from uds.tenants.models import ACTIVE, ROLES, SUSPENDED, Membership, PlatformAudit, Tenant
+from uds.tenants.plans import check_overrides, check_plan
 from uds.tenants.slugs import check_slug, tenant_schema
 
 MAX_NAME = 200
@@ -45,6 +46,7 @@ async def create_tenant(
     no schema.
     """
     check_slug(slug)
+    check_plan(plan)
     name = name.strip()
     if not name or len(name) > MAX_NAME:
         raise BadUserInput(f"tenant name must be 1-{MAX_NAME} characters")
@@ -81,6 +83,20 @@ async def set_status(session: AsyncSession, *, slug: str, status: str, actor: st
     await session.refresh(tenant)
     action = "tenant.suspend" if status == SUSPENDED else "tenant.resume"
     _audit(session, actor=actor, action=action, target=slug)
+    return tenant
+
+
+async def set_limits(
+    session: AsyncSession, *, slug: str, overrides: dict[str, Any], replace: bool = False, actor: str
+) -> Tenant:
+    """Set per-tenant overrides of the plan's limits and features (validated)."""
+    clean = check_overrides(overrides)
+    tenant = await get_tenant(session, slug=slug)
+    tenant.limits = clean if replace else {**tenant.limits, **clean}
+    tenant.updated_at = func.now()
+    await session.flush()
+    await session.refresh(tenant)
+    _audit(session, actor=actor, action="tenant.limits.set", target=slug, detail=clean)
     return tenant
 
 
