@@ -29,6 +29,8 @@ class Context:
     tx: TransactionScope
     loaders: Loaders
     after_commit: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    # Actions this request asked the policy engine about (checked by uds.api.guard.Policy).
+    asked: set[str] = field(default_factory=set)
 
     def require_principal(self) -> Principal:
         if self.principal is None:
@@ -42,6 +44,7 @@ class Context:
 
     async def decide(self, action: str, resource: dict[str, Any] | None = None) -> Decision:
         """Ask the policy engine; missing principal or tenant raise their own errors."""
+        self.asked.add(action)
         self.require_principal()
         rule = ACTIONS.get(action)
         if rule is not None and rule.scope == "tenant":

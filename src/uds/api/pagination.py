@@ -9,6 +9,7 @@ from typing import Generic, TypeVar
 
 import strawberry
 
+from uds.api.guard import NoPolicy
 from uds.errors import BadUserInput
 
 N = TypeVar("N")
@@ -32,7 +33,7 @@ class Connection(Generic[N]):
     edges: list[Edge[N]]
     page_info: PageInfo
 
-    @strawberry.field
+    @strawberry.field(extensions=[NoPolicy("the edges' nodes, already authorized")])
     def nodes(self) -> list[N]:
         return [edge.node for edge in self.edges]
 

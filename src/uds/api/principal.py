@@ -6,6 +6,7 @@ import strawberry
 from strawberry.types import Info
 
 from uds.api.context import Context
+from uds.api.guard import NoPolicy
 from uds.api.tenants import Membership, Tenant, TenantRole
 from uds.auth.principal import Principal as PrincipalValue
 from uds.policies import ACTIONS
@@ -23,12 +24,18 @@ class Principal:
     kind: str
     platform_roles: list[str]
 
-    @strawberry.field(description="Tenants the principal is a member of.")
+    @strawberry.field(
+        description="Tenants the principal is a member of.",
+        extensions=[NoPolicy("the principal's own memberships; Query.me checked principal.read")],
+    )
     async def tenants(self, info: Info[Context, None]) -> list[Membership]:
         rows = await info.context.loaders.memberships.load(self.subject)
         return [Membership(tenant=Tenant.from_row(t), role=TenantRole(m.role)) for m, t in rows]
 
-    @strawberry.field(description="Whether the caller may do `action` in the X-Tenant-ID tenant.")
+    @strawberry.field(
+        description="Whether the caller may do `action` in the X-Tenant-ID tenant.",
+        extensions=[NoPolicy("explains a decision; asking is the whole point")],
+    )
     async def can(
         self, info: Info[Context, None], action: str, resource_id: strawberry.ID | None = None
     ) -> Decision:

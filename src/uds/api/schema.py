@@ -19,36 +19,52 @@ from strawberry.types import Info
 
 from uds.api import audit, principal, tenants
 from uds.api.context import Context
+from uds.api.guard import NoPolicy, Policy
 from uds.api.pagination import Connection
 from uds.settings import Settings
 
 
 @strawberry.type
 class Query:
-    me: principal.Principal = strawberry.field(resolver=principal.me, description="Who I am.")
+    me: principal.Principal = strawberry.field(
+        resolver=principal.me, description="Who I am.", extensions=[Policy("principal.read")]
+    )
     audit_log: Connection[audit.AuditEntry] = strawberry.field(
-        resolver=audit.audit_log, description="The X-Tenant-ID tenant's audit log, newest first."
+        resolver=audit.audit_log,
+        description="The X-Tenant-ID tenant's audit log, newest first.",
+        extensions=[Policy("audit.read")],
     )
 
-    @strawberry.field(description="The X-Tenant-ID tenant.")
+    @strawberry.field(description="The X-Tenant-ID tenant.", extensions=[Policy("tenant.read")])
     async def tenant(self, info: Info[Context, None]) -> tenants.Tenant | None:
         ctx = info.context
         if ctx.tenant is None:
+            ctx.asked.add("tenant.read")  # no tenant, nothing to read
             return None
         await ctx.authorize("tenant.read")
         return tenants.Tenant.from_record(ctx.tenant)
 
-    @strawberry.field(description="Platform administration (platform admins only).")
+    @strawberry.field(
+        description="Platform administration (platform admins only).",
+        extensions=[NoPolicy("namespace; each admin field checks its own action")],
+    )
     def admin(self) -> tenants.AdminQuery:
         return tenants.AdminQuery()
 
 
 @strawberry.type
 class Mutation:
-    set_member: tenants.MemberResult = strawberry.mutation(resolver=tenants.set_member)
-    remove_member: tenants.RemoveMemberResult = strawberry.mutation(resolver=tenants.remove_member)
+    set_member: tenants.MemberResult = strawberry.mutation(
+        resolver=tenants.set_member, extensions=[Policy("member.write")]
+    )
+    remove_member: tenants.RemoveMemberResult = strawberry.mutation(
+        resolver=tenants.remove_member, extensions=[Policy("member.write")]
+    )
 
-    @strawberry.field(description="Platform administration (platform admins only).")
+    @strawberry.field(
+        description="Platform administration (platform admins only).",
+        extensions=[NoPolicy("namespace; each admin field checks its own action")],
+    )
     def admin(self) -> tenants.AdminMutation:
         return tenants.AdminMutation()
 

@@ -11,6 +11,7 @@ import strawberry
 from strawberry.types import Info
 
 from uds.api.context import Context
+from uds.api.guard import NoPolicy, Policy
 from uds.api.pagination import Connection, connection, decode_cursor, page_size
 from uds.api.results import Conflict, NotAllowed, NotFound, ValidationError, mutate
 from uds.auth import clients
@@ -100,22 +101,30 @@ class Tenant:
     created_at: datetime | None = None
     overrides: strawberry.Private[dict[str, Any]] = dataclasses.field(default_factory=dict)
 
-    @strawberry.field(description="Features of the plan, with the tenant's overrides.")
+    @strawberry.field(
+        description="Features of the plan, with the tenant's overrides.",
+        extensions=[NoPolicy("computed from the parent tenant")],
+    )
     def features(self) -> list[str]:
         return sorted(plans.effective(self.plan, self.overrides)[0])
 
-    @strawberry.field
+    @strawberry.field(extensions=[NoPolicy("computed from the parent tenant")])
     def limits(self) -> TenantLimits:
         return TenantLimits(**plans.effective(self.plan, self.overrides)[1])
 
-    @strawberry.field(description="Service clients of the tenant (platform admins).")
+    @strawberry.field(
+        description="Service clients of the tenant (platform admins).", extensions=[Policy("tenant.list")]
+    )
     async def service_clients(self, info: Info[Context, None]) -> list[ServiceClient]:
         ctx = info.context
         await ctx.authorize("tenant.list")
         rows = await clients.list_clients(await ctx.tx.core(), tenant_id=self.id)
         return [_client(r) for r in rows]
 
-    @strawberry.field(description="Members of the tenant (needs the member.read action).")
+    @strawberry.field(
+        description="Members of the tenant (needs the member.read action).",
+        extensions=[Policy("member.read", "tenant.list")],
+    )
     async def members(self, info: Info[Context, None]) -> list[Member]:
         ctx = info.context
         if ctx.tenant is None or ctx.tenant.slug != self.slug:
@@ -208,7 +217,7 @@ def _member(row: MembershipRow) -> Member:
 
 @strawberry.type
 class AdminQuery:
-    @strawberry.field
+    @strawberry.field(extensions=[Policy("tenant.list")])
     async def tenants(
         self, info: Info[Context, None], first: int | None = None, after: str | None = None
     ) -> Connection[Tenant]:
@@ -220,7 +229,7 @@ class AdminQuery:
         )
         return connection([Tenant.from_row(r) for r in rows], size=size, kind="tenant", key=lambda t: t.slug)
 
-    @strawberry.field
+    @strawberry.field(extensions=[Policy("tenant.list")])
     async def tenant(self, info: Info[Context, None], slug: str) -> Tenant | None:
         ctx = info.context
         await ctx.authorize("tenant.list")
@@ -236,7 +245,7 @@ def _changed(ctx: Context, slug: str) -> None:
 
 @strawberry.type
 class AdminMutation:
-    @strawberry.mutation
+    @strawberry.mutation(extensions=[Policy("tenant.create")])
     async def create_tenant(self, info: Info[Context, None], input: CreateTenantInput) -> CreateTenantResult:
         ctx = info.context
 
@@ -264,15 +273,18 @@ class AdminMutation:
 
         return await mutate(ctx, action, work, {"slug": slug}, audit_in=slug)
 
-    @strawberry.mutation
+    @strawberry.mutation(extensions=[Policy("tenant.suspend")])
     async def suspend_tenant(self, info: Info[Context, None], slug: str) -> TenantResult:
         return await self._set_status(info.context, slug, SUSPENDED, "tenant.suspend")
 
-    @strawberry.mutation
+    @strawberry.mutation(extensions=[Policy("tenant.resume")])
     async def resume_tenant(self, info: Info[Context, None], slug: str) -> TenantResult:
         return await self._set_status(info.context, slug, ACTIVE, "tenant.resume")
 
-    @strawberry.mutation(description="Drop the tenant's schema and data. `confirm` must equal the slug.")
+    @strawberry.mutation(
+        description="Drop the tenant's schema and data. `confirm` must equal the slug.",
+        extensions=[Policy("tenant.delete")],
+    )
     async def delete_tenant(self, info: Info[Context, None], slug: str, confirm: str) -> DeleteTenantResult:
         ctx = info.context
 
@@ -285,7 +297,7 @@ class AdminMutation:
 
         return await mutate(ctx, "tenant.delete", work, {"slug": slug}, audit_in="")
 
-    @strawberry.mutation
+    @strawberry.mutation(extensions=[Policy("tenant.member.add")])
     async def add_member(
         self, info: Info[Context, None], slug: str, subject: str, role: TenantRole
     ) -> MemberResult:
@@ -304,7 +316,10 @@ class AdminMutation:
 
         return await mutate(ctx, "tenant.member.add", work, {"slug": slug, "subject": subject}, audit_in=slug)
 
-    @strawberry.mutation(description="Override the plan's limits and features for one tenant.")
+    @strawberry.mutation(
+        description="Override the plan's limits and features for one tenant.",
+        extensions=[Policy("tenant.limits.set")],
+    )
     async def set_tenant_limits(
         self, info: Info[Context, None], slug: str, limits: TenantLimitsInput
     ) -> TenantResult:
@@ -324,7 +339,8 @@ class AdminMutation:
         return await mutate(ctx, "tenant.limits.set", work, {"slug": slug}, audit_in=slug)
 
     @strawberry.mutation(
-        description="A client-credentials identity for one tenant; the secret is shown once."
+        description="A client-credentials identity for one tenant; the secret is shown once.",
+        extensions=[Policy("serviceclient.create")],
     )
     async def create_service_client(
         self, info: Info[Context, None], slug: str, name: str, role: TenantRole
@@ -344,7 +360,10 @@ class AdminMutation:
 
         return await mutate(ctx, "serviceclient.create", work, {"slug": slug}, audit_in=slug)
 
-    @strawberry.mutation(description="Revoke a service client; its tokens stop working at once.")
+    @strawberry.mutation(
+        description="Revoke a service client; its tokens stop working at once.",
+        extensions=[Policy("serviceclient.revoke")],
+    )
     async def revoke_service_client(
         self, info: Info[Context, None], slug: str, client_id: str
     ) -> ServiceClientResult:
