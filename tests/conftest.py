@@ -58,7 +58,14 @@ def base_settings(data_dir: Path) -> Iterator[Settings]:
     asyncio.run(_create_database(admin_url, name))
     db_url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
     try:
-        yield Settings(database_url=db_url, redis_url=redis_url, data_dir=data_dir, mode="dev")
+        yield Settings(
+            database_url=db_url,
+            redis_url=redis_url,
+            data_dir=data_dir,
+            mode="dev",
+            # Test sessions may share one Redis (CI, several developers): keep keys apart.
+            redis_prefix=f"uds-test-{uuid.uuid4().hex[:8]}:",
+        )
     finally:
         asyncio.run(_drop_database(admin_url, name))
         if stop:

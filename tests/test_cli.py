@@ -22,6 +22,7 @@ def uds(server: Server, *args: str, stdin: str | None = None) -> subprocess.Comp
         "UDS_DATABASE_URL": server.settings.database_url or "",
         "UDS_REDIS_URL": server.settings.redis_url or "",
         "UDS_DATA_DIR": str(server.settings.data_dir),
+        "UDS_REDIS_PREFIX": server.settings.redis_prefix,
     }
     return subprocess.run(
         [sys.executable, "-m", "uds.cli", *args],
@@ -75,8 +76,15 @@ async def test_migrate_all_tenants(server: Server) -> None:
     behind = await make_tenant(server)
     schema = tenant_schema(behind)
     async with server.services.engine.begin() as conn:
-        await conn.execute(text(f'drop table "{schema}".jobs cascade'))
-        await conn.execute(text(f'drop table "{schema}".job_events, "{schema}".job_steps'))
+        # Undo every revision after t0001: drop the tables they created.
+        later = (
+            await conn.scalars(
+                text("select tablename from pg_tables where schemaname = :s and tablename <> all(:keep)"),
+                {"s": schema, "keep": ["audit_log", "alembic_version"]},
+            )
+        ).all()
+        for table in later:
+            await conn.execute(text(f'drop table if exists "{schema}"."{table}" cascade'))
         await conn.execute(text(f"update \"{schema}\".alembic_version set version_num = 't0001'"))
     result = uds(server, "migrate", "--all-tenants")
     assert result.returncode == 0, result.stderr

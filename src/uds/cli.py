@@ -1,4 +1,4 @@
-"""The `uds` command: up, serve, migrate, tenants, token, schema."""
+"""The `uds` command: up, serve, worker, jobs, migrate, tenants, token, schema."""
 
 from __future__ import annotations
 
@@ -47,6 +47,17 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, default=1)
     serve.set_defaults(func=_serve)
 
+    worker = sub.add_parser("worker", help="run a job worker (arq); Ctrl-C stops it")
+    worker.add_argument("--concurrency", type=int, help="jobs run at once (default: UDS_WORKER_CONCURRENCY)")
+    worker.set_defaults(func=_worker)
+
+    jobs = sub.add_parser("jobs", help="follow background jobs")
+    jsub = jobs.add_subparsers(metavar="ACTION", required=True)
+    watch = jsub.add_parser("watch", help="show a job's progress until it ends; exit 0 if it succeeded")
+    watch.add_argument("id", help="job id")
+    watch.add_argument("--tenant", required=True, help="the job's tenant (slug)")
+    watch.set_defaults(func=_jobs_watch)
+
     migrate = sub.add_parser("migrate", help="migrate the shared schema (and tenant schemas)")
     migrate.add_argument("--all-tenants", action="store_true", help="also roll out tenant migrations")
     migrate.set_defaults(func=_migrate)
@@ -82,6 +93,18 @@ def _parser() -> argparse.ArgumentParser:
     tcreate.add_argument("--platform-admin", action="store_true")
     tcreate.add_argument("--ttl", type=int, default=3600, help="seconds")
     tcreate.set_defaults(func=_token_create)
+
+    demo = sub.add_parser("demo", help="build the demo shop database and register it in the demo tenant")
+    demo.add_argument("--rows", type=int, default=1_000_000, help="rows of the big table (events)")
+    demo.set_defaults(func=_demo)
+
+    secrets_ = sub.add_parser("secrets", help="credential encryption keys (UDS_SECRET_KEYS)")
+    ssub = secrets_.add_subparsers(metavar="ACTION", required=True)
+    generate = ssub.add_parser("generate", help="print a new key for UDS_SECRET_KEYS")
+    generate.set_defaults(func=_secrets_generate)
+    ssub.add_parser(
+        "rotate", help="re-encrypt every tenant's data source passwords with the newest key"
+    ).set_defaults(func=_secrets_rotate)
 
     schema = sub.add_parser("schema", help="print the GraphQL schema, or check schema.graphql")
     schema.add_argument("--check", action="store_true")
@@ -130,13 +153,13 @@ def _in_transaction(work: Callable[[Any], Awaitable[int]]) -> int:
                 result = await work(await tx.core())
             from redis.asyncio import Redis
 
-            from uds.tenants.registry import CHANGES_CHANNEL
+            from uds.tenants.registry import ALL, changes_channel
 
             redis = Redis.from_url(settings.redis_url or "")
             try:
-                await redis.publish(CHANGES_CHANNEL, "*")
-            except Exception:
-                pass
+                await redis.publish(changes_channel(settings.redis_prefix), ALL)
+            except Exception:  # the servers' cache TTL still bounds staleness
+                _say("warning: could not announce the change on Redis; servers see it within 30 s")
             finally:
                 await redis.aclose()
             return result
@@ -279,6 +302,55 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _worker(args: argparse.Namespace) -> int:
+    import logging
+
+    from uds.workers.settings import serve
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    servers = _resolved()
+    try:
+        asyncio.run(serve(servers.settings, concurrency=args.concurrency))
+    finally:
+        servers.stop()
+    return 0
+
+
+def _jobs_watch(args: argparse.Namespace) -> int:
+    from uds.jobs.watch import watch
+
+    servers = _resolved()
+    try:
+        return asyncio.run(watch(servers.settings, tenant=args.tenant, job_id=args.id))
+    finally:
+        servers.stop()
+
+
+def _spawn_worker(settings: Settings) -> Any:
+    """`uds worker` as a child process on the same servers (its output goes to stderr)."""
+    import os
+    import subprocess
+
+    env = dict(os.environ)
+    env["UDS_DATABASE_URL"] = settings.database_url or ""
+    env["UDS_REDIS_URL"] = settings.redis_url or ""
+    env["UDS_DATA_DIR"] = str(settings.data_dir)
+    return subprocess.Popen([sys.executable, "-m", "uds.cli", "worker"], env=env, stdout=sys.stderr)
+
+
+def _stop_worker(proc: Any) -> None:
+    """SIGTERM (arq stops and hands its running jobs back to the queue), then wait."""
+    import subprocess
+
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def _resolved() -> Any:
     from uds.runtime import resolve_servers
 
@@ -308,14 +380,19 @@ def _up(args: argparse.Namespace) -> int:
         print(token, flush=True)
         _say(f'Header: {{"Authorization": "Bearer <token>", "X-Tenant-ID": "{DEMO_TENANT}"}}')
         _say("Ctrl-C stops everything.")
-        _run_uvicorn(settings, args.host, args.port)
+        worker = _spawn_worker(settings)
+        try:
+            _run_uvicorn(settings, args.host, args.port)
+        finally:
+            _stop_worker(worker)
     finally:
         servers.stop()
     return 0
 
 
-async def _bootstrap(settings: Settings) -> None:
-    """Migrate, then make sure the demo tenant and the dev admin's membership exist."""
+async def _bootstrap(settings: Settings, *, demo: bool = True) -> None:
+    """Migrate, make sure the demo tenant and the dev admin's membership exist, and (with
+    `demo`) that the demo database exists and is registered (built once, then reused)."""
     from uds.db import make_engine, transaction
     from uds.errors import NotFound
     from uds.runtime import migrate_all_tenants, migrate_core
@@ -336,6 +413,75 @@ async def _bootstrap(settings: Settings) -> None:
             )
     finally:
         await engine.dispose()
+    if demo:
+        from uds.demo import UP_ROWS, setup_demo
+
+        try:
+            await setup_demo(
+                settings, tenant=DEMO_TENANT, rows=UP_ROWS, rebuild=False, actor="uds up", progress=_say
+            )
+        except UdsError as exc:
+            _say(f"uds: the demo data source was not set up: {exc.message}")
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from uds.demo import DEMO_DATABASE, setup_demo
+
+    if args.rows < 1_000:
+        raise UdsError("--rows must be at least 1000")
+
+    async def run(settings: Settings) -> int:
+        await _bootstrap(settings, demo=False)
+        found = await setup_demo(settings, tenant=DEMO_TENANT, rows=args.rows, progress=_say)
+        _say(f"demo database {DEMO_DATABASE} is data source {found.source_id} of tenant {found.tenant}")
+        return 0
+
+    return _with_servers(run)
+
+
+def _secrets_generate(args: argparse.Namespace) -> int:
+    from uds.datasources.credentials import generate_key
+
+    print(generate_key())
+    return 0
+
+
+def _secrets_rotate(args: argparse.Namespace) -> int:
+    from sqlalchemy import text
+
+    from uds.datasources.credentials import load_cipher
+    from uds.datasources.service import rotate_credentials
+    from uds.db import make_engine, transaction
+    from uds.runtime import tenant_slugs
+    from uds.tenants.slugs import tenant_schema
+
+    async def run(settings: Settings) -> int:
+        cipher = load_cipher(settings)
+        engine = make_engine(settings, pool_size=2)
+        total = failed = 0
+        try:
+            for slug in await tenant_slugs(engine):
+                async with transaction(engine, slug) as tx:
+                    conn = await tx.connection()
+                    table = f"{tenant_schema(slug)}.data_sources"
+                    if not await conn.scalar(text("select to_regclass(:t) is not null"), {"t": table}):
+                        _say(f"{slug}: not migrated to data sources yet (uds migrate --all-tenants); skipped")
+                        continue
+                    result = await rotate_credentials(await tx.tenant(), tenant=slug, cipher=cipher)
+                total += result.rotated
+                if result.rotated:
+                    _say(f"{slug}: {result.rotated} data source(s) re-encrypted")
+                for name, why in result.failed:
+                    failed += 1
+                    _say(f"{slug}: data source {name!r} left as it was: {why}")
+        finally:
+            await engine.dispose()
+        _say(f"{total} data source credential(s) re-encrypted with key {cipher.current_kid}")
+        if failed:
+            _say(f"{failed} could not be opened with the configured keys: keep the key that sealed them")
+        return 1 if failed else 0
+
+    return _with_servers(run)
 
 
 def _exit_on_sigterm() -> None:

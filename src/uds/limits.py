@@ -17,10 +17,9 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        too_large = RequestTooLarge(f"request body is over {self.max_bytes} bytes")
         declared = header(scope, b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
-            await send_error(send, too_large)
+            await send_error(send, self._too_large())
             return
         received = 0
         started = False
@@ -45,7 +44,10 @@ class BodyLimitMiddleware:
         except _TooLarge:
             # Chunked body without a content-length that turned out too large.
             if not started:
-                await send_error(send, too_large)
+                await send_error(send, self._too_large())
+
+    def _too_large(self) -> RequestTooLarge:
+        return RequestTooLarge(f"request body is over {self.max_bytes} bytes")
 
 
 class _TooLarge(Exception):

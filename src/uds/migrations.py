@@ -2,11 +2,22 @@
 
 Alembic's env.py is bypassed on purpose: the revisions are loaded once per process and
 run on a connection the caller owns, inside the caller's transaction. That is what makes
-tenant provisioning atomic (row + schema + tables commit or vanish together) and cheap.
+tenant provisioning atomic (row + schema + tables commit or vanish together).
+
+Two things follow from Alembic keeping its `op`/`context` proxies in module globals:
+- upgrades in one process must not interleave (an upgrade awaiting the database would
+  let another one swap the globals, and DDL could land in the other tenant's schema), so
+  every online upgrade goes through `_alembic_lock`;
+- a brand-new tenant does not replay the revisions one by one: `tenant_ddl()` renders
+  the whole tree once per process as offline SQL (schema-less, like the revisions), and
+  `provision_tenant_schema` runs that script in the new schema in one round trip.
 """
 
 from __future__ import annotations
 
+import asyncio
+import io
+import weakref
 from functools import cache
 from pathlib import Path
 
@@ -15,6 +26,7 @@ from alembic.runtime.environment import EnvironmentContext
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, text
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from uds.tenants.slugs import CORE_SCHEMA, tenant_schema
 
@@ -66,6 +78,56 @@ def upgrade_tenant(conn: Connection, slug: str, target: str = "head") -> None:
     mapped = conn.execution_options(schema_translate_map={None: schema})
     _upgrade(mapped, "tenant", schema, target)
     conn.execute(text("select set_config('search_path', '', true)"))
+
+
+_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+
+def _alembic_lock() -> asyncio.Lock:
+    loop = asyncio.get_running_loop()
+    lock = _locks.get(loop)
+    if lock is None:
+        lock = _locks[loop] = asyncio.Lock()
+    return lock
+
+
+async def run_core_upgrade(conn: AsyncConnection, target: str = "head") -> None:
+    async with _alembic_lock():
+        await conn.run_sync(upgrade_core, target)
+
+
+async def run_tenant_upgrade(conn: AsyncConnection, slug: str, target: str = "head") -> None:
+    async with _alembic_lock():
+        await conn.run_sync(upgrade_tenant, slug, target)
+
+
+@cache
+def tenant_ddl() -> str:
+    """The whole tenant tree, base to head, as one schema-less SQL script (rendered once)."""
+    script = script_directory("tenant")
+    target = head("tenant")
+    out = io.StringIO()
+
+    def steps(rev: object, _context: object) -> object:
+        return script._upgrade_revs(target, rev)
+
+    with EnvironmentContext(Config(), script, fn=steps, as_sql=True, destination_rev=target) as env:
+        env.configure(
+            dialect_name="postgresql", output_buffer=out, transactional_ddl=False, literal_binds=True
+        )
+        env.run_migrations()
+    return out.getvalue()
+
+
+async def provision_tenant_schema(conn: AsyncConnection, slug: str) -> None:
+    """Create the tenant's schema with every table at head, in the caller's transaction."""
+    schema = tenant_schema(slug)
+    await conn.execute(text(f'create schema "{schema}"'))
+    await conn.execute(text("select set_config('search_path', :p, true)"), {"p": f'"{schema}"'})
+    raw = await conn.get_raw_connection()
+    # asyncpg's execute() without arguments takes a multi-statement script in one round trip.
+    await raw.driver_connection.execute(tenant_ddl())  # type: ignore[union-attr]
+    await conn.execute(text("select set_config('search_path', '', true)"))
 
 
 def current_revision(conn: Connection, schema: str) -> str | None:

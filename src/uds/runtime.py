@@ -15,7 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from uds.db import make_engine, transaction
-from uds.migrations import current_revision, head, upgrade_core, upgrade_tenant
+from uds.migrations import current_revision, head, run_core_upgrade, run_tenant_upgrade
 from uds.settings import Settings
 from uds.tenants.slugs import tenant_schema
 
@@ -42,7 +42,7 @@ def resolve_servers(settings: Settings, *, progress: Callable[[str], None] | Non
 
 async def migrate_core(engine: AsyncEngine) -> None:
     async with engine.begin() as conn:
-        await conn.run_sync(upgrade_core)
+        await run_core_upgrade(conn)
 
 
 async def tenant_slugs(engine: AsyncEngine) -> list[str]:
@@ -62,7 +62,7 @@ async def migrate_tenant(engine: AsyncEngine, slug: str) -> bool:
         current = await conn.run_sync(current_revision, tenant_schema(slug))
         if current == target:
             return False
-        await conn.run_sync(upgrade_tenant, slug)
+        await run_tenant_upgrade(conn, slug)
         return True
 
 

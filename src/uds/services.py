@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from uds.auth.keys import SigningKey
 from uds.auth.verify import TokenVerifier
+from uds.datasources.credentials import CredentialCipher, load_cipher
 from uds.db import make_engine
-from uds.policies import PolicyEngine, RoleTableEngine
+from uds.jobs.hub import EventHub
+from uds.jobs.queue import JobQueue
+from uds.policies import PolicyEngine, open_engine
 from uds.settings import Settings
 from uds.tenants.registry import TenantRegistry
 
@@ -25,15 +28,23 @@ class Services:
     signing_key: SigningKey
     verifier: TokenVerifier
     policy: PolicyEngine
+    # Jobs (uds.jobs): arq enqueue and tenant slots; job events published and fanned out.
+    queue: JobQueue = field(init=False)
+    events: EventHub = field(init=False)
+    # Data source passwords at rest (uds.datasources.credentials); from UDS_SECRET_KEYS.
+    credentials: CredentialCipher = field(init=False)
 
     @classmethod
     async def start(cls, settings: Settings) -> Services:
         """Connect to the configured servers; `settings` must name them."""
         if not settings.database_url or not settings.redis_url:
             raise RuntimeError("database and redis URLs must be set before Services.start")
+        credentials = load_cipher(settings)  # prod without UDS_SECRET_KEYS stops here
         engine = make_engine(settings)
         redis = Redis.from_url(settings.redis_url)
-        registry = TenantRegistry(engine, redis, ttl=settings.tenant_cache_ttl_seconds)
+        registry = TenantRegistry(
+            engine, redis, ttl=settings.tenant_cache_ttl_seconds, prefix=settings.redis_prefix
+        )
         signing_key = SigningKey.load_or_create(settings.data_dir)
         verifier = TokenVerifier(
             own_key=signing_key,
@@ -42,12 +53,19 @@ class Services:
             issuers=settings.jwt_issuers,
             max_token_bytes=settings.max_token_bytes,
         )
-        services = cls(settings, engine, redis, registry, signing_key, verifier, RoleTableEngine())
+        policy = await open_engine(settings)
+        services = cls(settings, engine, redis, registry, signing_key, verifier, policy)
+        services.queue = JobQueue(settings)
+        services.events = EventHub(redis)
+        services.credentials = credentials
         await registry.start()
         return services
 
     async def close(self) -> None:
         await self.registry.stop()
+        await self.events.close()
+        await self.queue.close()
+        await self.policy.aclose()
         await self.verifier.aclose()
         with contextlib.suppress(Exception):
             await self.redis.aclose()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -57,6 +58,23 @@ class Settings:
     max_aliases: int = 30
     db_pool_size: int = 10
     tenant_cache_ttl_seconds: float = 30.0
+    # Policies (docs/policies.md): embedded Rego from policy_dir, or OPA at policy_url.
+    policy_dir: Path | None = None  # None: the packaged uds/policies/rego
+    policy_cache_size: int = 10_000  # decisions cached by the embedded engine
+    policy_timeout_seconds: float = 0.5  # per attempt against OPA
+    policy_retries: int = 1  # further attempts after a connection error or 5xx
+    # Jobs (docs/jobs.md). Every Redis key, channel and queue the job system creates starts
+    # with redis_prefix, so several deployments (or test sessions) can share one Redis.
+    redis_prefix: str = "uds:"
+    job_lease_seconds: float = 30.0  # a worker silent this long loses its job to another one
+    job_max_attempts: int = 3  # runs of one job (worker lost, not handler errors) before FAILED
+    worker_concurrency: int = 10  # jobs one worker process runs at once
+    # Data sources and discovery (docs/discovery.md).
+    allowed_source_hosts: tuple[str, ...] = ()  # prod: private hosts/networks sources may use
+    source_connect_timeout: float = 10.0  # seconds to connect to a data source
+    source_statement_timeout_ms: int = 30_000  # per statement UDS runs on a data source
+    source_lock_timeout_ms: int = 2_000  # longest wait for a lock on a data source
+    discovery_time_budget_seconds: float = 900.0  # one discovery run, at most
 
     @property
     def dev(self) -> bool:
@@ -84,7 +102,36 @@ class Settings:
             secret_keys=tuple(k for k in env.get("UDS_SECRET_KEYS", "").split(",") if k.strip()),
             db_pool_size=_int(env, "UDS_DB_POOL_SIZE", 10),
             max_body_bytes=_int(env, "UDS_MAX_BODY_BYTES", 1_000_000),
+            policy_dir=Path(env["UDS_POLICY_DIR"]).resolve() if env.get("UDS_POLICY_DIR") else None,
+            policy_cache_size=_int(env, "UDS_POLICY_CACHE_SIZE", 10_000),
+            policy_timeout_seconds=_float(env, "UDS_POLICY_TIMEOUT", 0.5),
+            policy_retries=_int(env, "UDS_POLICY_RETRIES", 1, minimum=0),
+            redis_prefix=_redis_prefix(env),
+            job_lease_seconds=_float(env, "UDS_JOB_LEASE_SECONDS", 30.0),
+            job_max_attempts=_int(env, "UDS_JOB_MAX_ATTEMPTS", 3),
+            worker_concurrency=_int(env, "UDS_WORKER_CONCURRENCY", 10),
+            allowed_source_hosts=_allowed_hosts(env),
+            source_connect_timeout=_float(env, "UDS_SOURCE_CONNECT_TIMEOUT", 10.0),
+            source_statement_timeout_ms=_int(env, "UDS_SOURCE_STATEMENT_TIMEOUT_MS", 30_000),
+            source_lock_timeout_ms=_int(env, "UDS_SOURCE_LOCK_TIMEOUT_MS", 2_000),
+            discovery_time_budget_seconds=_float(env, "UDS_DISCOVERY_TIME_BUDGET", 900.0),
         )
+
+
+def _allowed_hosts(env: Mapping[str, str]) -> tuple[str, ...]:
+    """UDS_ALLOWED_SOURCE_HOSTS: comma-separated host names, IP addresses or CIDR networks."""
+    from uds.datasources.guard import parse_allow_list
+
+    entries = tuple(e.strip() for e in env.get("UDS_ALLOWED_SOURCE_HOSTS", "").split(",") if e.strip())
+    parse_allow_list(entries)  # ConfigError on a malformed entry
+    return entries
+
+
+def _redis_prefix(env: Mapping[str, str]) -> str:
+    value = env.get("UDS_REDIS_PREFIX", "").strip() or "uds:"
+    if not re.fullmatch(r"[A-Za-z0-9_.:-]{1,64}", value):
+        raise ConfigError("UDS_REDIS_PREFIX must be 1-64 letters, digits or _ . : -")
+    return value
 
 
 def _url(env: Mapping[str, str], name: str, schemes: tuple[str, ...]) -> str | None:
@@ -96,7 +143,7 @@ def _url(env: Mapping[str, str], name: str, schemes: tuple[str, ...]) -> str | N
     return value
 
 
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
+def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 1) -> int:
     raw = env.get(name, "").strip()
     if not raw:
         return default
@@ -104,8 +151,22 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         value = int(raw)
     except ValueError:
         raise ConfigError(f"{name} must be an integer, not {raw!r}") from None
-    if value <= 0:
-        raise ConfigError(f"{name} must be positive")
+    if value < minimum:
+        need = "positive" if minimum == 1 else f"at least {minimum}"
+        raise ConfigError(f"{name} must be {need}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, not {raw!r}") from None
+    if not 0 < value < float("inf"):
+        raise ConfigError(f"{name} must be a positive number of seconds")
     return value
 
 

@@ -14,7 +14,7 @@ from uds.auth.principal import Principal
 from uds.db import TransactionScope
 from uds.errors import Forbidden, TenantRequired, Unauthenticated
 from uds.observability.audit import record_denial
-from uds.policies import ACTIONS, Decision, PolicyInput
+from uds.policies import ACTIONS, Decision, PolicyInput, TenantFacts
 from uds.services import Services
 from uds.tenants.registry import TenantRecord
 
@@ -31,11 +31,26 @@ class Context:
     after_commit: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     # Actions this request asked the policy engine about (checked by uds.api.guard.Policy).
     asked: set[str] = field(default_factory=set)
+    # WebSocket only: the connection_init payload (set by strawberry), from which
+    # GraphQLView.on_ws_connect sets principal, tenant and tenant_role.
+    connection_params: dict[str, Any] | None = None
 
     def require_principal(self) -> Principal:
         if self.principal is None:
             raise Unauthenticated("a bearer token is required")
         return self.principal
+
+    async def refresh_membership(self) -> None:
+        """Re-read the tenant and the principal's role in it (registry cache, invalidated on
+        change): a WebSocket connection outlives both, and each subscription is checked anew.
+        """
+        if self.tenant is None or self.principal is None:
+            return
+        tenant = await self.services.registry.get(self.tenant.slug)
+        if tenant is None:
+            raise Forbidden("no such tenant, or you are not a member of it")
+        self.tenant = tenant
+        self.tenant_role = await self.services.registry.role_of(tenant, self.principal.subject)
 
     def require_tenant(self) -> TenantRecord:
         if self.tenant is None:
@@ -43,20 +58,22 @@ class Context:
         return self.tenant
 
     async def decide(self, action: str, resource: dict[str, Any] | None = None) -> Decision:
-        """Ask the policy engine; missing principal or tenant raise their own errors."""
+        """Ask the policy engine; missing principal or tenant raise their own errors.
+
+        `resource` carries ids, `owner`, and the usage figures an action's limits need
+        (rego/data.json). An engine that cannot decide raises PolicyUnavailable (fail closed).
+        """
         self.asked.add(action)
         self.require_principal()
         rule = ACTIONS.get(action)
         if rule is not None and rule.scope == "tenant":
             self.require_tenant()
-        tenant = self.tenant
         return await self.services.policy.decide(
             PolicyInput(
                 principal=self.principal,
                 action=action,
-                tenant_slug=tenant.slug if tenant else None,
-                tenant_status=tenant.status if tenant else None,
                 tenant_role=self.tenant_role,
+                tenant=TenantFacts.from_record(self.tenant) if self.tenant else None,
                 resource=resource or {},
             )
         )

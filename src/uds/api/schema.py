@@ -1,12 +1,14 @@
-"""The strawberry schema: Query, Mutation and the limits every document must pass."""
+"""The strawberry schema: Query, Mutation, Subscription and the limits every document must pass."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import (
+    AddValidationRules,
     DisableIntrospection,
     MaxAliasesLimiter,
     MaxTokensLimiter,
@@ -18,9 +20,13 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.types import Info
 
 from uds.api import audit, principal, tenants
+from uds.api import catalog as catalog_api
+from uds.api import datasources as source_api
+from uds.api import jobs as job_api
 from uds.api.context import Context
 from uds.api.guard import NoPolicy, Policy
 from uds.api.pagination import Connection
+from uds.api.view import WebSocketSubscriptionsOnly
 from uds.settings import Settings
 
 
@@ -33,6 +39,33 @@ class Query:
         resolver=audit.audit_log,
         description="The X-Tenant-ID tenant's audit log, newest first.",
         extensions=[Policy("audit.read")],
+    )
+    job: job_api.Job | None = strawberry.field(
+        resolver=job_api.job, description="A job of the X-Tenant-ID tenant.", extensions=[Policy("job.read")]
+    )
+    jobs: Connection[job_api.Job] = strawberry.field(
+        resolver=job_api.jobs,
+        description="The X-Tenant-ID tenant's jobs, newest first.",
+        extensions=[Policy("job.read")],
+    )
+    data_sources: Connection[source_api.DataSource] = strawberry.field(
+        resolver=source_api.data_sources, description="The tenant's data sources, by name.",
+        extensions=[Policy("datasource.read")],
+    )
+    data_source: source_api.DataSource | None = strawberry.field(
+        resolver=source_api.data_source, extensions=[Policy("datasource.read")]
+    )
+    catalog: catalog_api.Catalog | None = strawberry.field(
+        resolver=catalog_api.catalog, description="The latest successful discovery of a data source.",
+        extensions=[Policy("catalog.read")],
+    )
+    discovery_runs: Connection[catalog_api.DiscoveryRun] = strawberry.field(
+        resolver=catalog_api.discovery_runs, description="Discovery runs of a data source, newest first.",
+        extensions=[Policy("catalog.read")],
+    )
+    catalog_diff: catalog_api.CatalogDiff = strawberry.field(
+        resolver=catalog_api.catalog_diff, description="What changed between two discovery runs.",
+        extensions=[Policy("catalog.read")],
     )
 
     @strawberry.field(description="The X-Tenant-ID tenant.", extensions=[Policy("tenant.read")])
@@ -60,6 +93,23 @@ class Mutation:
     remove_member: tenants.RemoveMemberResult = strawberry.mutation(
         resolver=tenants.remove_member, extensions=[Policy("member.write")]
     )
+    cancel_job: job_api.CancelJobResult = strawberry.mutation(
+        resolver=job_api.cancel_job,
+        description="Cancel a job: its creator, or an ADMIN.",
+        extensions=[Policy("job.cancel")],
+    )
+    register_data_source: source_api.RegisterDataSourceResult = strawberry.mutation(
+        resolver=source_api.register_data_source, extensions=[Policy("datasource.register")]
+    )
+    test_data_source: source_api.TestDataSourceResult = strawberry.mutation(
+        resolver=source_api.test_data_source, extensions=[Policy("datasource.test")]
+    )
+    delete_data_source: source_api.DeleteDataSourceResult = strawberry.mutation(
+        resolver=source_api.delete_data_source, extensions=[Policy("datasource.delete")]
+    )
+    start_discovery: job_api.StartJobResult = strawberry.mutation(
+        resolver=source_api.start_discovery, extensions=[Policy("discovery.start")]
+    )
 
     @strawberry.field(
         description="Platform administration (platform admins only).",
@@ -69,6 +119,15 @@ class Mutation:
         return tenants.AdminMutation()
 
 
+@strawberry.type
+class Subscription:
+    job_events: AsyncGenerator[job_api.JobEvent, None] = strawberry.subscription(
+        resolver=job_api.job_events,
+        description="A job's events after afterSeq, then live ones; completes after the last one.",
+        extensions=[Policy("job.read")],
+    )
+
+
 class UdsSchema(strawberry.Schema):
     def process_errors(self, errors: list[GraphQLError], execution_context: object = None) -> None:
         """Errors are logged by the view, which alone knows which are internal."""
@@ -76,20 +135,27 @@ class UdsSchema(strawberry.Schema):
 
 def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     settings = settings or Settings()
-    # Factories: strawberry builds fresh extension instances per request; the parser and
-    # validation caches live at module level, shared by all requests.
+    # Strawberry builds fresh extension instances per request (they hold per-request
+    # state), but the depth and alias rules are built once here: the limiter extensions
+    # create a new rule class per instance, and ValidationCache keys on the rule classes,
+    # so per-request rules would make every request miss the cache and re-validate.
+    rules = [
+        *QueryDepthLimiter(max_depth=settings.max_query_depth).validation_rules,
+        *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules,
+    ]
     extensions: list[Any] = [
         lambda: MaxTokensLimiter(max_token_count=settings.max_query_tokens),
         lambda: ParserCache(maxsize=1024),
-        lambda: QueryDepthLimiter(max_depth=settings.max_query_depth),
-        lambda: MaxAliasesLimiter(max_alias_count=settings.max_aliases),
+        lambda: AddValidationRules(rules),
         lambda: ValidationCache(maxsize=1024),
     ]
     if not settings.dev:
         extensions.append(DisableIntrospection)
+    extensions.append(WebSocketSubscriptionsOnly)
     return UdsSchema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         extensions=extensions,
         config=StrawberryConfig(auto_camel_case=True),
     )

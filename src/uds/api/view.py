@@ -19,16 +19,22 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
+from strawberry.extensions import SchemaExtension
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
+from strawberry.types.graphql import OperationType
+from strawberry.types.unset import UNSET, UnsetType
 
 from uds.api.context import Context
 from uds.api.loaders import Loaders
+from uds.auth.middleware import bearer_principal
 from uds.db import TransactionScope
 from uds.errors import BadUserInput, QueryTooComplex, UdsError
 from uds.http import send_error
 from uds.services import Services
+from uds.tenants.routing import resolve_tenant
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +56,26 @@ class GraphQLView(GraphQL[Context, None]):
             **kwargs,
         )
         self.services = services
+
+    async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
+        """graphql-transport-ws `connection_init`: who is calling, and in which tenant.
+
+        `connectionParams: {authorization: "Bearer <jwt>", tenant: "<slug>"}` go through the
+        same checks as the HTTP headers (uds.auth.middleware, uds.tenants.routing). Anything
+        wrong (no or bad token, unknown tenant, not a member) closes the socket with 4403
+        before any operation runs, with the same answer for every case.
+        """
+        params = context.connection_params or {}
+        authorization, slug = params.get("authorization"), params.get("tenant")
+        if not isinstance(authorization, str) or not isinstance(slug, str):
+            raise ConnectionRejectionError()
+        try:
+            principal = await bearer_principal(self.services.verifier, authorization.encode())
+            tenant, role = await resolve_tenant(self.services.registry, principal, slug.encode())
+        except UdsError:
+            raise ConnectionRejectionError() from None
+        context.principal, context.tenant, context.tenant_role = principal, tenant, role
+        return UNSET
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
@@ -141,3 +167,24 @@ def _transport_error(exc: HTTPException) -> UdsError:
     error = BadUserInput(exc.reason)
     error.http_status = exc.status_code
     return error
+
+
+class WebSocketSubscriptionsOnly(SchemaExtension):
+    """Over WebSocket only subscriptions run; queries and mutations go over HTTP.
+
+    A WebSocket connection has one context for all its operations and no per-operation
+    transaction: a mutation there would never commit, and concurrent queries would share
+    one connection. Refusing them is clearer than either.
+    """
+
+    def on_execute(self) -> Any:
+        context = self.execution_context.context
+        if (
+            isinstance(getattr(context, "request", None), WebSocket)
+            and self.execution_context.operation_type != OperationType.SUBSCRIPTION
+        ):
+            raise GraphQLError(
+                "only subscriptions are served over WebSocket; send queries and mutations over HTTP",
+                extensions={"code": BadUserInput.code},
+            )
+        yield

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from uds.auth.principal import Principal
+from uds.auth.verify import TokenVerifier
 from uds.errors import Unauthenticated
 from uds.http import header, send_error
 
@@ -26,14 +28,8 @@ class AuthMiddleware:
         scope["principal"] = None
         raw = header(scope, b"authorization")
         if raw is not None and raw[:7].lower() == BEARER:
-            verifier = scope["state"]["services"].verifier
             try:
-                token = raw[7:].strip().decode("ascii")
-            except UnicodeDecodeError:
-                await send_error(send, Unauthenticated("malformed token"))
-                return
-            try:
-                scope["principal"] = await verifier.verify(token)
+                scope["principal"] = await bearer_principal(scope["state"]["services"].verifier, raw)
             except Unauthenticated as exc:
                 await send_error(send, exc)
                 return
@@ -41,3 +37,14 @@ class AuthMiddleware:
             await send_error(send, Unauthenticated("Authorization must be 'Bearer <token>'"))
             return
         await self.app(scope, receive, send)
+
+
+async def bearer_principal(verifier: TokenVerifier, raw: bytes) -> Principal:
+    """The principal of a `Bearer <jwt>` credential (also used for WebSocket connection_init)."""
+    if raw[:7].lower() != BEARER:
+        raise Unauthenticated("Authorization must be 'Bearer <token>'")
+    try:
+        token = raw[7:].strip().decode("ascii")
+    except UnicodeDecodeError:
+        raise Unauthenticated("malformed token") from None
+    return await verifier.verify(token)

@@ -2,7 +2,7 @@
 
 A request must not cost a catalog query: tenants and each (tenant, subject) role are
 cached in-process, negative answers too (so a flood of made-up slugs cannot turn into a
-flood of queries). Changes are announced on Redis channel `uds:tenants:changed`; every
+flood of queries). Changes are announced on Redis channel `<UDS_REDIS_PREFIX>tenants:changed`; every
 process drops its cached entry for that slug. A TTL bounds staleness if a message is lost.
 """
 
@@ -25,8 +25,12 @@ from uds.tenants.slugs import tenant_schema
 
 log = logging.getLogger(__name__)
 
-CHANGES_CHANNEL = "uds:tenants:changed"
 ALL = "*"
+
+
+def changes_channel(prefix: str) -> str:
+    """The Redis channel announcing tenant changes, under the deployment's key prefix."""
+    return f"{prefix}tenants:changed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,8 +83,11 @@ class _TTLCache:
 class TenantRegistry:
     """Tenants by slug and roles by (slug, subject), cached and invalidated through Redis."""
 
-    def __init__(self, engine: AsyncEngine, redis: Redis | None, *, ttl: float = 30.0) -> None:
+    def __init__(
+        self, engine: AsyncEngine, redis: Redis | None, *, ttl: float = 30.0, prefix: str = "uds:"
+    ) -> None:
         self._engine = engine
+        self._channel = changes_channel(prefix)
         self._redis = redis
         self._tenants = _TTLCache(maxsize=20_000, ttl=ttl)
         self._roles = _TTLCache(maxsize=100_000, ttl=ttl)
@@ -130,7 +137,7 @@ class TenantRegistry:
         self.forget(slug)
         if self._redis is not None:
             try:
-                await self._redis.publish(CHANGES_CHANNEL, slug)
+                await self._redis.publish(self._channel, slug)
             except Exception:  # the TTL still bounds staleness; the change itself is committed
                 log.warning("could not announce tenant change for %s", slug, exc_info=True)
 
@@ -150,7 +157,7 @@ class TenantRegistry:
         while True:
             pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
             try:
-                await pubsub.subscribe(CHANGES_CHANNEL)
+                await pubsub.subscribe(self._channel)
                 # Anything may have changed while we were not listening.
                 self.forget(ALL)
                 async for message in pubsub.listen():

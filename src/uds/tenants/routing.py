@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from uds.auth.principal import Principal
 from uds.errors import BadUserInput, Forbidden, UdsError, Unauthenticated
 from uds.http import header, send_error
+from uds.tenants.registry import TenantRecord, TenantRegistry
 from uds.tenants.slugs import is_valid_slug
 
 NOT_YOURS = "no such tenant, or you are not a member of it"
@@ -37,24 +39,34 @@ class TenantMiddleware:
         await self.app(scope, receive, send)
 
     async def _resolve(self, scope: Scope, raw: bytes) -> None:
-        try:
-            slug = raw.decode("ascii").strip()
-        except UnicodeDecodeError:
-            slug = ""
-        if not is_valid_slug(slug):
-            raise BadUserInput("X-Tenant-ID is not a valid tenant slug")
-        principal = scope.get("principal")
-        if principal is None:
-            raise Unauthenticated("a bearer token is required with X-Tenant-ID")
-        registry = scope["state"]["services"].registry
-        tenant = await registry.get(slug)
-        if tenant is None:
-            raise Forbidden(NOT_YOURS)
-        if principal.tenant is not None and principal.tenant != slug:
-            # Service tokens are bound to one tenant.
-            raise Forbidden(NOT_YOURS)
-        role = await registry.role_of(tenant, principal.subject)
-        if role is None and not principal.is_platform_admin:
-            raise Forbidden(NOT_YOURS)
+        tenant, role = await resolve_tenant(scope["state"]["services"].registry, scope.get("principal"), raw)
         scope["tenant"] = tenant
         scope["tenant_role"] = role
+
+
+async def resolve_tenant(
+    registry: TenantRegistry, principal: Principal | None, raw: bytes
+) -> tuple[TenantRecord, str | None]:
+    """The tenant named by `raw` and the principal's role in it (also used by WebSockets).
+
+    Raises BadUserInput for a malformed slug, Unauthenticated without a principal, and the
+    same Forbidden for a tenant that does not exist and one the principal may not enter.
+    """
+    try:
+        slug = raw.decode("ascii").strip()
+    except UnicodeDecodeError:
+        slug = ""
+    if not is_valid_slug(slug):
+        raise BadUserInput("X-Tenant-ID is not a valid tenant slug")
+    if principal is None:
+        raise Unauthenticated("a bearer token is required with X-Tenant-ID")
+    tenant = await registry.get(slug)
+    if tenant is None:
+        raise Forbidden(NOT_YOURS)
+    if principal.tenant is not None and principal.tenant != slug:
+        # Service tokens are bound to one tenant.
+        raise Forbidden(NOT_YOURS)
+    role = await registry.role_of(tenant, principal.subject)
+    if role is None and not principal.is_platform_admin:
+        raise Forbidden(NOT_YOURS)
+    return tenant, role

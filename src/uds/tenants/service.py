@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from uds.errors import BadUserInput, Conflict, NotFound
-from uds.migrations import upgrade_tenant
+from uds.migrations import provision_tenant_schema
 from uds.tenants.models import ACTIVE, ROLES, SUSPENDED, Membership, PlatformAudit, Tenant
 from uds.tenants.plans import check_overrides, check_plan
 from uds.tenants.slugs import check_slug, tenant_schema
@@ -67,8 +67,7 @@ async def create_tenant(
         await session.flush()
     except IntegrityError:
         raise Conflict(f"tenant {slug!r} already exists") from None
-    await conn.execute(text(f'create schema "{schema}"'))
-    await conn.run_sync(upgrade_tenant, slug)
+    await provision_tenant_schema(conn, slug)
     _audit(session, actor=actor, action="tenant.create", target=slug, detail={"plan": plan})
     return tenant
 

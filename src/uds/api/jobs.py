@@ -1,0 +1,258 @@
+"""GraphQL for jobs: Job, JobEvent, `job`, `jobs`, `cancelJob` and the `jobEvents` subscription.
+
+`Job` and `StartJobResult` are for every feature that starts a job (startDiscovery,
+generateDashboard, migrateTenants): call uds.jobs.service.start_job inside `mutate` and
+return `Job.from_state(state)`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import logging
+import time
+import uuid
+from collections.abc import AsyncGenerator
+from datetime import datetime
+from typing import Annotated, Any
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.scalars import JSON
+from strawberry.types import Info
+
+from uds.api.context import Context
+from uds.api.pagination import Connection, connection, decode_cursor, page_size
+from uds.api.results import Conflict, NotAllowed, NotFound, ValidationError, mutate
+from uds.db import transaction
+from uds.errors import BadUserInput, UdsError, Unauthenticated
+from uds.errors import NotFound as Missing
+from uds.jobs import service
+from uds.jobs.events import EventRecord, publish
+from uds.jobs.models import JobState
+from uds.jobs.stream import job_event_stream
+
+log = logging.getLogger(__name__)
+
+
+@strawberry.enum
+class JobStatus(enum.Enum):
+    QUEUED = "QUEUED"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+
+@strawberry.type(description="A background job (discovery, dashboard generation, ...).")
+class Job:
+    id: strawberry.ID
+    kind: str
+    status: JobStatus
+    progress: float = strawberry.field(description="From 0 to 1; never decreases.")
+    phase: str | None
+    message: str | None
+    error: str | None = strawberry.field(description="Why the job failed.")
+    attempts: int = strawberry.field(description="Runs so far (a run is retried if its worker dies).")
+    cancel_requested: bool
+    created_by: str
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    result: JSON | None = strawberry.field(description="What the job produced, once SUCCEEDED.")
+
+    @classmethod
+    def from_state(cls, state: JobState) -> Job:
+        return cls(
+            id=strawberry.ID(str(state.id)),
+            kind=state.kind,
+            status=JobStatus(state.status),
+            progress=state.progress,
+            phase=state.phase,
+            message=state.message,
+            error=state.error,
+            attempts=state.attempts,
+            cancel_requested=state.cancel_requested,
+            created_by=state.created_by,
+            created_at=state.created_at,
+            started_at=state.started_at,
+            finished_at=state.finished_at,
+            result=state.result,
+        )
+
+
+@strawberry.type(description="One step in a job's life: queued, started, progress, and how it ended.")
+class JobEvent:
+    seq: int = strawberry.field(description="1, 2, 3, ... per job, without gaps.")
+    at: datetime
+    type: str = strawberry.field(
+        description="queued, started, progress, interrupted, or the last one: succeeded, failed, cancelled."
+    )
+    progress: float
+    phase: str | None
+    message: str | None
+    data: JSON
+    job: Job = strawberry.field(description="The job as of this event (or as of its replay).")
+
+    @classmethod
+    def from_record(cls, record: EventRecord) -> JobEvent:
+        return cls(
+            seq=record.seq,
+            at=record.at,
+            type=record.type,
+            progress=record.progress,
+            phase=record.phase,
+            message=record.message,
+            data=record.data,
+            job=Job.from_state(record.job),
+        )
+
+
+StartJobResult = Annotated[
+    Job | ValidationError | NotAllowed | NotFound | Conflict, strawberry.union("StartJobResult")
+]
+CancelJobResult = Annotated[
+    Job | ValidationError | NotAllowed | NotFound | Conflict, strawberry.union("CancelJobResult")
+]
+
+
+def _job_id(value: strawberry.ID) -> uuid.UUID:
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        raise BadUserInput("id is not a job id") from None
+
+
+def _job_cursor(job: Job) -> str:
+    return f"{job.created_at.isoformat()}|{job.id}"
+
+
+def _decode_job_cursor(after: str | None) -> tuple[datetime, uuid.UUID] | None:
+    key = decode_cursor("job", after)
+    if key is None:
+        return None
+    at, _, raw_id = key.partition("|")
+    try:
+        return datetime.fromisoformat(at), uuid.UUID(raw_id)
+    except ValueError:
+        raise BadUserInput("after is not a valid cursor for this list") from None
+
+
+async def job(info: Info[Context, None], id: strawberry.ID) -> Job | None:
+    ctx = info.context
+    await ctx.authorize("job.read", {"id": str(id)})
+    state = await service.get_job(await ctx.tx.tenant(), job_id=_job_id(id))
+    return Job.from_state(state) if state is not None else None
+
+
+async def jobs(
+    info: Info[Context, None],
+    status: JobStatus | None = None,
+    first: int | None = None,
+    after: str | None = None,
+) -> Connection[Job]:
+    ctx = info.context
+    await ctx.authorize("job.read")
+    size = page_size(first, ctx.services.settings.max_page_size)
+    states = await service.list_jobs(
+        await ctx.tx.tenant(),
+        status=status.value if status is not None else None,
+        limit=size + 1,
+        before=_decode_job_cursor(after),
+    )
+    return connection([Job.from_state(s) for s in states], size=size, kind="job", key=_job_cursor)
+
+
+async def cancel_job(info: Info[Context, None], id: strawberry.ID) -> CancelJobResult:
+    """Cancel a job: a queued one at once, a running one within a second of its work."""
+    ctx = info.context
+    tenant = ctx.require_tenant().slug
+    session = await ctx.tx.tenant()
+    try:
+        job_id: uuid.UUID | None = uuid.UUID(str(id))
+    except ValueError:
+        job_id = None
+    state = await service.get_job(session, job_id=job_id) if job_id is not None else None
+    resource: dict[str, Any] = {"id": str(id)}
+    if state is not None:
+        resource["owner"] = state.created_by  # its creator may cancel it; others need ADMIN
+    done: list[tuple[JobState, EventRecord | None]] = []
+
+    async def work() -> Job:
+        if job_id is None:
+            raise Missing("no such job")
+        done.append(await service.cancel_job(session, job_id=job_id))
+        return Job.from_state(done[-1][0])
+
+    result = await mutate(ctx, "job.cancel", work, resource)
+    if done and job_id is not None:
+        event = done[-1][1]
+        services = ctx.services
+
+        async def tell_workers() -> None:
+            try:
+                if event is not None:  # it had not started: it ends here
+                    await publish(services.events, services.queue.keys, tenant, event)
+                    await services.queue.withdraw(tenant, job_id)
+                else:
+                    await services.queue.request_cancel(tenant, job_id)
+            except Exception:  # the worker also reads the flag from the job row
+                log.warning("could not signal the cancel of job %s", job_id, exc_info=True)
+
+        ctx.after_commit.append(tell_workers)
+    return result
+
+
+async def job_events(
+    info: Info[Context, None], job_id: strawberry.ID, after_seq: int | None = None
+) -> AsyncGenerator[JobEvent, None]:
+    """The job's events after `afterSeq` (default: all), then live ones; ends after the last.
+
+    A coroutine returning the stream (not an async generator itself), so the membership
+    and policy checks run when the subscription starts, before any event is read.
+    """
+    ctx = info.context
+    try:
+        principal = ctx.require_principal()
+        if principal.expires_at and principal.expires_at < time.time():  # the connection outlived it
+            raise Unauthenticated("the token has expired; reconnect with a fresh one")
+        await ctx.refresh_membership()
+        await ctx.authorize("job.read", {"id": str(job_id)})
+        if after_seq is not None and after_seq < 0:
+            raise BadUserInput("afterSeq must be 0 or more")
+        tenant, jid = ctx.require_tenant().slug, _job_id(job_id)
+        async with transaction(ctx.services.engine, tenant) as tx:
+            if await service.get_job(await tx.tenant(), job_id=jid) is None:
+                raise Missing("no such job")  # e.g. another tenant's: it is in another schema
+        stream = job_event_stream(
+            engine=ctx.services.engine,
+            hub=ctx.services.events,
+            keys=ctx.services.queue.keys,
+            tenant=tenant,
+            job_id=jid,
+            after_seq=after_seq or 0,
+        )
+    except UdsError as exc:
+        raise _graphql_error(exc) from exc
+    return _deliver(stream)
+
+
+async def _deliver(stream: AsyncGenerator[EventRecord, None]) -> AsyncGenerator[JobEvent, None]:
+    try:
+        async with contextlib.aclosing(stream):
+            async for record in stream:
+                yield JobEvent.from_record(record)
+    except UdsError as exc:
+        raise _graphql_error(exc) from exc
+    except Exception as exc:
+        error_id = uuid.uuid4().hex[:12]
+        log.error("internal error %s in jobEvents", error_id, exc_info=exc)
+        raise GraphQLError(f"internal error (id {error_id})", extensions={"code": "INTERNAL"}) from exc
+
+
+def _graphql_error(exc: UdsError) -> GraphQLError:
+    """Subscription errors skip the HTTP view's formatting: give them their code here."""
+    extensions: dict[str, Any] = {"code": exc.code}
+    if exc.reasons:
+        extensions["reasons"] = list(exc.reasons)
+    return GraphQLError(exc.message, extensions=extensions)

@@ -1,0 +1,178 @@
+"""One Redis pub/sub connection per process, fanned out to every local subscriber.
+
+A thousand subscribers to one job's events cost one Redis SUBSCRIBE and one JSON decode
+per event, not a thousand. `subscribe(channel)` returns only once Redis has confirmed the
+SUBSCRIBE, so a caller that reads stored events afterwards cannot miss one published in
+between. Pub/sub is at-most-once: after a reconnect, or when a slow subscriber's inbox
+overflows, the subscriber gets RESYNC and reads what it missed from the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
+
+log = logging.getLogger(__name__)
+
+RESYNC: dict[str, Any] = {"resync": True}  # "you may have missed messages: read the database"
+INBOX_SIZE = 1000
+SUBSCRIBE_TIMEOUT = 5.0
+READ_TIMEOUT = 1.0
+
+
+class Inbox:
+    """A subscriber's queue of decoded messages (shared dicts: read them, do not change them)."""
+
+    def __init__(self) -> None:
+        self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(INBOX_SIZE)
+
+    def put(self, message: dict[str, Any]) -> None:
+        if self._queue.full():
+            # Bounded memory for a stalled reader; it re-reads from the database instead.
+            while not self._queue.empty():
+                self._queue.get_nowait()
+            message = RESYNC
+        self._queue.put_nowait(message)
+
+    async def get(self, wait: float) -> dict[str, Any] | None:
+        """The next message, or None after `wait` seconds without one."""
+        if not self._queue.empty():
+            return self._queue.get_nowait()
+        try:
+            async with asyncio.timeout(wait):  # unlike wait_for, no task per call
+                return await self._queue.get()
+        except TimeoutError:
+            return None
+
+
+class EventHub:
+    """Shared subscriptions to Redis channels for this process; publishing too."""
+
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+        self._pubsub: PubSub | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+        self._inboxes: dict[str, set[Inbox]] = {}
+        self._confirmed: dict[str, asyncio.Event] = {}
+
+    async def publish(self, channel: str, message: dict[str, Any]) -> int:
+        """Publish a JSON message; returns how many processes received it."""
+        return int(await self._redis.publish(channel, json.dumps(message, separators=(",", ":"))))
+
+    @contextlib.asynccontextmanager
+    async def subscribe(self, channel: str) -> AsyncIterator[Inbox]:
+        """Receive `channel`'s messages in an Inbox for the duration of the block."""
+        inbox = Inbox()
+        async with self._lock:
+            await self._ensure_reader()
+            assert self._pubsub is not None
+            members = self._inboxes.get(channel)
+            if members is None:
+                members = self._inboxes[channel] = set()
+                self._confirmed[channel] = asyncio.Event()
+                await self._pubsub.subscribe(channel)
+            members.add(inbox)
+            confirmed = self._confirmed[channel]
+        try:
+            try:
+                await asyncio.wait_for(confirmed.wait(), SUBSCRIBE_TIMEOUT)
+            except TimeoutError:
+                # Not fatal: the subscriber polls the database while it hears nothing.
+                log.warning("no SUBSCRIBE confirmation for %s after %ss", channel, SUBSCRIBE_TIMEOUT)
+            yield inbox
+        finally:
+            async with self._lock:
+                members.discard(inbox)
+                if not members and self._inboxes.get(channel) is members:
+                    del self._inboxes[channel]
+                    self._confirmed.pop(channel, None)
+                    if self._pubsub is not None:
+                        with contextlib.suppress(Exception):
+                            await self._pubsub.unsubscribe(channel)
+
+    async def _ensure_reader(self) -> None:
+        if self._pubsub is None:
+            self._pubsub = self._redis.pubsub()
+        if self._reader is None or self._reader.done():
+            self._reader = asyncio.create_task(self._read(), name="job-event-hub")
+
+    async def _read(self) -> None:
+        while True:
+            pubsub = self._pubsub
+            assert pubsub is not None
+            try:
+                if pubsub.connection is None:
+                    await asyncio.sleep(0.05)  # first SUBSCRIBE is on its way
+                    continue
+                message = await pubsub.get_message(timeout=READ_TIMEOUT)
+                if message is not None:
+                    self._dispatch(message)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("job event subscription lost Redis; reconnecting", exc_info=True)
+                await self._reconnect()
+
+    def _dispatch(self, message: dict[str, Any]) -> None:
+        channel = message.get("channel")
+        if isinstance(channel, bytes):
+            channel = channel.decode()
+        kind = message.get("type")
+        if kind == "subscribe":
+            event = self._confirmed.get(channel)  # type: ignore[arg-type]
+            if event is not None:
+                event.set()
+            return
+        if kind != "message":
+            return
+        inboxes = self._inboxes.get(channel)  # type: ignore[arg-type]
+        if not inboxes:
+            return
+        try:
+            decoded = json.loads(message["data"])
+        except (TypeError, ValueError):
+            log.warning("ignoring a malformed message on %s", channel)
+            return
+        for inbox in inboxes:
+            inbox.put(decoded)
+
+    async def _reconnect(self) -> None:
+        """A fresh pub/sub connection with every current channel; everyone resyncs."""
+        delay = 0.2
+        while True:
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+            async with self._lock:
+                old, self._pubsub = self._pubsub, self._redis.pubsub()
+                if old is not None:
+                    with contextlib.suppress(Exception):
+                        await old.aclose()
+                channels = list(self._inboxes)
+                try:
+                    await self._pubsub.subscribe(*channels) if channels else await self._pubsub.connect()
+                except Exception:
+                    log.warning("could not resubscribe to job events yet", exc_info=True)
+                    continue
+                for channel in channels:
+                    for inbox in self._inboxes[channel]:
+                        inbox.put(RESYNC)
+                return
+
+    async def close(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+            self._reader = None
+        if self._pubsub is not None:
+            with contextlib.suppress(Exception):
+                await self._pubsub.aclose()
+            self._pubsub = None
