@@ -26,6 +26,9 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/graphql_read.py
+	$(BIN)/python bench/policy_decisions.py
+	$(BIN)/python bench/job_events.py
+	$(BIN)/python bench/discovery.py
 
 schema: $(STAMP)
 	$(BIN)/uds schema --write
