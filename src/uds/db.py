@@ -51,8 +51,13 @@ def make_engine(settings: Settings, *, pool_size: int | None = None) -> AsyncEng
     if not settings.database_url:
         raise RuntimeError("database_url is not set (start embedded servers first)")
     size = pool_size or settings.db_pool_size
+    url = make_url(async_url(settings.database_url))
+    if "prepared_statement_cache_size" not in url.query:
+        # Statement text names the tenant's schema, so each tenant has its own prepared
+        # statements; asyncpg's default of 100 per connection churns once many tenants are busy.
+        url = url.update_query_dict({"prepared_statement_cache_size": "1000"})
     return create_async_engine(
-        async_url(settings.database_url),
+        url,
         pool_size=size,
         max_overflow=0 if pool_size else size,
         pool_recycle=1800,
