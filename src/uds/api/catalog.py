@@ -6,7 +6,6 @@ catalog costs three queries however deep the client reads it.
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 from typing import Any
 
@@ -14,12 +13,11 @@ import strawberry
 from strawberry.types import Info
 
 from uds.api.context import Context
-from uds.api.pagination import Connection, connection, decode_cursor, page_size
+from uds.api.pagination import Connection, connection, decode_time_id_cursor, page_size, time_id_key
 from uds.datasources import service as sources
 from uds.discovery import drift, service
 from uds.discovery import snapshot as snap
 from uds.discovery.models import DiscoveryRun as RunRow
-from uds.errors import BadUserInput
 
 
 @strawberry.type(description="One discovery run of a data source.")
@@ -367,21 +365,6 @@ async def catalog(info: Info[Context, None], data_source_id: strawberry.ID) -> C
     return to_catalog(found) if found is not None else None
 
 
-def _run_cursor(run: DiscoveryRun) -> str:
-    return f"{run.started_at.isoformat()}|{run.id}"
-
-
-def _decode_run_cursor(after: str | None) -> tuple[datetime, uuid.UUID] | None:
-    key = decode_cursor("run", after)
-    if key is None:
-        return None
-    at, _, raw_id = key.partition("|")
-    try:
-        return datetime.fromisoformat(at), uuid.UUID(raw_id)
-    except ValueError:
-        raise BadUserInput("after is not a valid cursor for this list") from None
-
-
 async def discovery_runs(
     info: Info[Context, None],
     data_source_id: strawberry.ID,
@@ -395,9 +378,14 @@ async def discovery_runs(
     session = await ctx.tx.tenant()
     source = await sources.get_source(session, source_id=sources.parse_id(data_source_id))
     rows = await service.list_runs(
-        session, data_source_id=source.id, limit=size + 1, before=_decode_run_cursor(after)
+        session, data_source_id=source.id, limit=size + 1, before=decode_time_id_cursor("run", after)
     )
-    return connection([DiscoveryRun.from_row(r) for r in rows], size=size, kind="run", key=_run_cursor)
+    return connection(
+        [DiscoveryRun.from_row(r) for r in rows],
+        size=size,
+        kind="run",
+        key=lambda r: time_id_key(r.started_at, r.id),
+    )
 
 
 async def catalog_diff(

@@ -22,7 +22,7 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from uds.api.context import Context
-from uds.api.pagination import Connection, connection, decode_cursor, page_size
+from uds.api.pagination import Connection, connection, decode_time_id_cursor, page_size, time_id_key
 from uds.api.results import Conflict, NotAllowed, NotFound, ValidationError, mutate
 from uds.db import transaction
 from uds.errors import BadUserInput, UdsError, Unauthenticated
@@ -123,21 +123,6 @@ def _job_id(value: strawberry.ID) -> uuid.UUID:
         raise BadUserInput("id is not a job id") from None
 
 
-def _job_cursor(job: Job) -> str:
-    return f"{job.created_at.isoformat()}|{job.id}"
-
-
-def _decode_job_cursor(after: str | None) -> tuple[datetime, uuid.UUID] | None:
-    key = decode_cursor("job", after)
-    if key is None:
-        return None
-    at, _, raw_id = key.partition("|")
-    try:
-        return datetime.fromisoformat(at), uuid.UUID(raw_id)
-    except ValueError:
-        raise BadUserInput("after is not a valid cursor for this list") from None
-
-
 async def job(info: Info[Context, None], id: strawberry.ID) -> Job | None:
     ctx = info.context
     await ctx.authorize("job.read", {"id": str(id)})
@@ -158,9 +143,14 @@ async def jobs(
         await ctx.tx.tenant(),
         status=status.value if status is not None else None,
         limit=size + 1,
-        before=_decode_job_cursor(after),
+        before=decode_time_id_cursor("job", after),
     )
-    return connection([Job.from_state(s) for s in states], size=size, kind="job", key=_job_cursor)
+    return connection(
+        [Job.from_state(s) for s in states],
+        size=size,
+        kind="job",
+        key=lambda j: time_id_key(j.created_at, j.id),
+    )
 
 
 async def cancel_job(info: Info[Context, None], id: strawberry.ID) -> CancelJobResult:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import uuid
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Generic, TypeVar
 
 import strawberry
@@ -71,6 +73,22 @@ def decode_int_cursor(kind: str, cursor: str | None) -> int | None:
     if not key.isdigit():
         raise BadUserInput("after is not a valid cursor for this list")
     return int(key)
+
+
+def time_id_key(at: datetime, item_id: uuid.UUID | str) -> str:
+    """Cursor key for lists ordered by (timestamp, id), newest first."""
+    return f"{at.isoformat()}|{item_id}"
+
+
+def decode_time_id_cursor(kind: str, cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
+    key = decode_cursor(kind, cursor)
+    if key is None:
+        return None
+    at, _, raw_id = key.partition("|")
+    try:
+        return datetime.fromisoformat(at), uuid.UUID(raw_id)
+    except ValueError:
+        raise BadUserInput("after is not a valid cursor for this list") from None
 
 
 def connection(rows: Sequence[N], *, size: int, kind: str, key: Callable[[N], str | int]) -> Connection[N]:

@@ -49,22 +49,26 @@ class Query:
         extensions=[Policy("job.read")],
     )
     data_sources: Connection[source_api.DataSource] = strawberry.field(
-        resolver=source_api.data_sources, description="The tenant's data sources, by name.",
+        resolver=source_api.data_sources,
+        description="The tenant's data sources, by name.",
         extensions=[Policy("datasource.read")],
     )
     data_source: source_api.DataSource | None = strawberry.field(
         resolver=source_api.data_source, extensions=[Policy("datasource.read")]
     )
     catalog: catalog_api.Catalog | None = strawberry.field(
-        resolver=catalog_api.catalog, description="The latest successful discovery of a data source.",
+        resolver=catalog_api.catalog,
+        description="The latest successful discovery of a data source.",
         extensions=[Policy("catalog.read")],
     )
     discovery_runs: Connection[catalog_api.DiscoveryRun] = strawberry.field(
-        resolver=catalog_api.discovery_runs, description="Discovery runs of a data source, newest first.",
+        resolver=catalog_api.discovery_runs,
+        description="Discovery runs of a data source, newest first.",
         extensions=[Policy("catalog.read")],
     )
     catalog_diff: catalog_api.CatalogDiff = strawberry.field(
-        resolver=catalog_api.catalog_diff, description="What changed between two discovery runs.",
+        resolver=catalog_api.catalog_diff,
+        description="What changed between two discovery runs.",
         extensions=[Policy("catalog.read")],
     )
 
