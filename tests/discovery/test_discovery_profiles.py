@@ -190,3 +190,26 @@ def test_constraints_beat_estimates(discovered: CatalogSnapshot) -> None:
     assert pk is not None and pk.profile is not None
     assert pk.profile.distinct_count is not None and pk.profile.distinct_count.method == CONSTRAINT
     assert pk.profile.null_fraction is not None and pk.profile.null_fraction.value == 0.0
+
+
+def test_second_stage_picks_only_uncertain_mid_cardinality_columns() -> None:
+    from uds.discovery.profiles import ColumnValues, _uncertain
+    from uds.discovery.snapshot import ColumnProfile, ColumnSnapshot, Figure
+
+    column = ColumnSnapshot(
+        name="customer_id", position=1, data_type="bigint", family="integer", nullable=False
+    )
+
+    def profile(distinct: float) -> ColumnProfile:
+        p = ColumnProfile(method="sample", sample_size=10_000)
+        p.null_fraction = Figure(0.0, "sample", 10_000)
+        p.distinct_count = Figure(distinct, "estimate", 10_000)
+        return p
+
+    seen = ColumnValues(distinct=9_000, non_null=10_000)
+    assert _uncertain(column, profile(70_000), seen, 1_000_000)  # mostly unseen, mid-cardinality
+    assert not _uncertain(column, profile(990_000), seen, 1_000_000)  # near-unique: settled
+    assert not _uncertain(column, profile(9_500), seen, 1_000_000)  # little unseen
+    clustered = ColumnValues(distinct=9_000, non_null=10_000, clustered=True)
+    assert not _uncertain(column, profile(70_000), clustered, 1_000_000)
+    assert not _uncertain(column, profile(70), ColumnValues(distinct=40, non_null=10_000), 1_000_000)

@@ -19,7 +19,8 @@ D0 is exact for homogeneous frequencies and gives N when every value is unique (
 the second term corrects part of the downward bias that skewed frequencies cause. The
 result is clamped to [d, non-null rows]. Known limit (measured by bench/discovery.py):
 mid-cardinality columns with very uneven frequencies (a few values extremely common,
-most very rare) are still underestimated when the sample is a small share of the table.
+most very rare) are still underestimated when the sample is a small share of the table;
+profiles.py re-estimates such columns from a larger second sample (docs/discovery.md).
 """
 
 from __future__ import annotations

@@ -75,6 +75,11 @@ class ProfileOptions:
     view_rows: int = 1_000
     view_cost_limit: float = 20_000.0
     seed: int = 5_711
+    # Second stage for distinct counts the first sample leaves uncertain (mid-cardinality,
+    # mostly unseen values): a larger page sample of the table, aggregated in SQL, for
+    # those columns only. 0 turns it off.
+    refine_rows: int = 50_000
+    refine_max_fraction: float = 0.25
 
 
 @dataclass(slots=True)
@@ -86,6 +91,8 @@ class ColumnValues:
     others: list[tuple[str, int]] = field(default_factory=list)
     distinct: int = 0
     non_null: int = 0
+    # Page deduplication changed the singletons a lot: the values sit together on disk.
+    clustered: bool = False
 
 
 @dataclass(slots=True)
@@ -319,6 +326,19 @@ async def profile_table(
         elif plan.method == SAMPLE:
             table.row_estimate = Figure(round(population), ESTIMATE, n)
             rows = population
+            if facts is not None and pages:
+                await _refine_distinct(
+                    conn,
+                    table,
+                    facts,
+                    profiles,
+                    values,
+                    q=q,
+                    rows=population,
+                    budget=budget,
+                    allowance=allowance - n,
+                    options=options,
+                )
         elif plan.method == "rows":
             table.warnings.append(f"{table.kind.replace('_', ' ')}: profiled from its first {n} rows")
     if plan.method == STATS:
@@ -334,6 +354,96 @@ async def profile_table(
     table.sample_size = n or None
     table.profiled = True
     return values
+
+
+def _uncertain(
+    column: ColumnSnapshot, profile: ColumnProfile, seen: ColumnValues | None, rows: float
+) -> bool:
+    """A distinct count worth a second look: estimated (not exact, not a key), mid-cardinality
+    (under half the non-null rows), and mostly unseen (estimate well above the values seen).
+    Near-unique columns (no repeats) and few-valued ones are settled by the first sample;
+    values clustered on disk are left to page deduplication (a larger page sample of a
+    clustered column does not help the estimator)."""
+    figure = profile.distinct_count
+    if figure is None or figure.method != ESTIMATE or seen is None or seen.clustered:
+        return False
+    if column.family in ("bool", "uuid") or seen.distinct < 50:
+        return False
+    null_fraction = profile.null_fraction.value if profile.null_fraction else 0.0
+    non_null_rows = rows * (1 - float(null_fraction))
+    return float(figure.value) >= 1.3 * seen.distinct and float(figure.value) <= 0.5 * non_null_rows
+
+
+async def _refine_distinct(
+    conn: asyncpg.Connection,
+    table: TableSnapshot,
+    facts: TableFacts,
+    profiles: dict[str, ColumnProfile],
+    values: SampledValues,
+    *,
+    q: float,
+    rows: float,
+    budget: Budget,
+    allowance: int,
+    options: ProfileOptions,
+) -> None:
+    """Second-stage distinct counts: one query reads a larger TABLESAMPLE SYSTEM sample and
+    returns, for each uncertain column, its page-deduplicated frequency-of-frequencies,
+    which the same estimator then extrapolates. The figure records the larger sample."""
+    if options.refine_rows <= 0 or facts.pages <= 0 or budget.expired:
+        return
+    columns = [
+        c
+        for c in table.columns
+        if c.name in profiles and _uncertain(c, profiles[c.name], values.by_column.get(c.name), rows)
+    ]
+    if not columns:
+        return
+    # Rows beyond the table's allowance: at most a quarter of what the run has left and no
+    # other table has reserved, so a tight budget still reaches every table.
+    spare = max(0, budget.remaining_rows - budget.reserved) // 4
+    target = min(options.refine_rows, max(allowance, spare))
+    fraction = min(options.refine_max_fraction, target / max(rows, 1.0))
+    if fraction < 2 * q or target < options.sample_rows:
+        return  # not enough larger to matter
+    picked = ", ".join(f"{_expr(c)} as v{i}" for i, c in enumerate(columns))
+    parts = ["select -1 as k, 0::int8 as j, count(*)::int8 as m from s"]
+    for i in range(len(columns)):
+        parts.append(f"select {i}, -1, count(v{i}) from s")
+        parts.append(
+            f"select {i}, j, count(*) from (select count(*)::int8 as j from s "
+            f"where v{i} is not null group by v{i}) g group by j"
+        )
+    sql = (
+        f"with s as materialized (select {picked} from {qualified(table)} "
+        f"tablesample system ({100 * fraction:.6f}) repeatable ({options.seed + 1})) "
+        + " union all ".join(parts)
+    )
+    records = await conn.fetch(sql)
+    n = 0
+    fofs: dict[int, dict[int, int]] = {i: {} for i in range(len(columns))}
+    non_null: dict[int, int] = {}
+    for k, j, m in records:
+        if k == -1:
+            n = int(m)
+        elif j == -1:
+            non_null[k] = int(m)
+        else:
+            fofs[k][int(j)] = int(m)
+    budget.charge(n)
+    if n == 0:
+        return
+    # Row frequencies, not page-deduplicated: these columns are not clustered on disk (the
+    # first sample showed it), so pages and rows tell the same story, and rows are cheaper
+    # to count. q is the share of the (first-stage estimated) rows drawn.
+    q2 = min(1.0, n / max(rows, 1.0))
+    population = max(rows, float(n))
+    for i, column in enumerate(columns):
+        fof = fofs[i]
+        d = sum(fof.values())
+        non_null_rows = population * non_null.get(i, 0) / n
+        distinct = estimate_distinct(d, fof, q=q2, population=non_null_rows)
+        profiles[column.name].distinct_count = Figure(round(distinct), ESTIMATE, n)
 
 
 def profile_values(
@@ -365,6 +475,7 @@ def profile_values(
     profile.null_fraction = Figure(
         round(null_fraction, 6), method, n, None if exact else _margin(null_fraction, n)
     )
+    clustered = False
     if exact:
         profile.distinct_count = Figure(float(d), EXACT, n)
     else:
@@ -374,7 +485,9 @@ def profile_values(
         if pages is not None and d < nn and d > sampled_pages / 4:
             per_page = Counter(map(itemgetter(1), set(zip(pages, values, strict=True))))
             per_page.pop(None, None)
-            fof = Counter(per_page.values())
+            page_fof = Counter(per_page.values())
+            clustered = page_fof.get(1, 0) > 1.5 * fof.get(1, 0) + 10
+            fof = page_fof
         non_null_rows = rows * (1 - null_fraction)
         distinct = estimate_distinct(d, fof, q=q, population=non_null_rows)
         profile.distinct_count = Figure(round(distinct), ESTIMATE, n)
@@ -407,7 +520,7 @@ def profile_values(
             items if len(items) <= VALUE_SAMPLE else random.Random(len(items)).sample(items, VALUE_SAMPLE)
         )
         others = [(str(v), k) for v, k in picked]
-    return profile, ColumnValues(top=top, others=others, distinct=d, non_null=nn)
+    return profile, ColumnValues(top=top, others=others, distinct=d, non_null=nn, clustered=clustered)
 
 
 def _top(counts: Counter[Any]) -> list[tuple[str, int]]:
