@@ -8,6 +8,10 @@ Measures, on 127.0.0.1 only:
   SQLAlchemy, `uvicorn --factory uds.app:app_from_env`) against a bare Starlette +
   asyncpg handler running the same SELECT of the same 20 audit rows (`bare_app` below),
   same uvicorn flags, same process count, same load; measured alternately A, B, A, B;
+* policy cost: the same full-stack read with the embedded policy engine and with policy
+  checks switched off (`policy_off_app` below: the same app with an allow-everything
+  engine swapped in after start-up), measured alternately with the others; plus the
+  per-decision time with and without the decision cache (bench/policy_decisions.py);
 * tenant provisioning time (`uds.tenants.service.create_tenant`, own transaction each);
 * the full-stack read with 10 tenants present vs. 1,000 tenants present.
 
@@ -19,6 +23,7 @@ Python keep-alive load generator in a separate process.
 
 `bare_app` is also the uvicorn factory of the baseline server:
     uvicorn --app-dir bench --factory graphql_read:bare_app   (configured by BENCH_BARE_* env)
+and `policy_off_app` that of the policy-off server (UDS_* env like the full stack).
 """
 
 from __future__ import annotations
@@ -50,6 +55,7 @@ ROOT = BENCH_DIR.parent
 HOST = "127.0.0.1"  # all traffic stays on the loopback interface
 
 QUERY = "{ me { subject } auditLog(first: 20) { edges { node { id at actor action target } } } }"
+ADMIN_QUERY = "{ admin { tenants(first: 1) { edges { cursor } } } }"  # platform admins only
 BENCH_TENANT = "bench-main"
 BENCH_SUBJECT = "bench-admin@uds.bench"
 ROOT_SUBJECT = "bench-root@uds.bench"  # platform admin, for the request spread over all tenants
@@ -125,6 +131,59 @@ def bare_app() -> Any:
         ],
         lifespan=lifespan,
     )
+
+
+# --------------------------------------------------------------------------------------
+# The full stack with policy checks switched off (bench only, no production switch).
+# --------------------------------------------------------------------------------------
+
+
+class AllowEverything:
+    """A PolicyEngine that allows every action without looking: "policy checks off"."""
+
+    async def decide(self, request: Any) -> Any:
+        from uds.policies import Decision
+
+        return Decision(allow=True)
+
+    async def ready(self) -> bool:
+        return True
+
+    async def aclose(self) -> None:
+        return None
+
+
+def policy_off_app() -> Any:
+    """uvicorn factory: the full stack (BENCH_FULL_FACTORY, default `uds.app:app_from_env`,
+    i.e. `create_app(Settings.from_env())`) whose lifespan, once it has built `services`,
+    swaps `services.policy` for `AllowEverything`.
+
+    Requests reach the services through the lifespan state (`{"services": services}`,
+    shallow-copied into each request's scope), so they all see the same `Services` object
+    and the swap applies to every request. The real engine is put back for shutdown, so
+    `services.close()` closes it.
+    """
+    import importlib
+    from contextlib import asynccontextmanager
+
+    module, _, name = os.environ.get("BENCH_FULL_FACTORY", "uds.app:app_from_env").partition(":")
+    app = getattr(importlib.import_module(module), name)()
+    inner = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(app_: Any) -> Any:
+        async with inner(app_) as state:
+            services = (state or {}).get("services")
+            if services is None or not hasattr(services, "policy"):
+                raise RuntimeError("the app's lifespan state has no services.policy to switch off")
+            real, services.policy = services.policy, AllowEverything()
+            try:
+                yield state
+            finally:
+                services.policy = real
+
+    app.router.lifespan_context = lifespan
+    return app
 
 
 # --------------------------------------------------------------------------------------
@@ -971,9 +1030,9 @@ class Plan:
 
 def plan_for(args: argparse.Namespace) -> Plan:
     if args.quick:
-        plan = Plan(run_s=3, warmup_s=1, ping_s=1, pairs=2, limit_s=60, tenants=args.tenants)
+        plan = Plan(run_s=3, warmup_s=1, ping_s=1, pairs=2, limit_s=66, tenants=args.tenants)
     else:
-        plan = Plan(run_s=10, warmup_s=2, ping_s=3, pairs=2, limit_s=180, tenants=args.tenants)
+        plan = Plan(run_s=10, warmup_s=2, ping_s=3, pairs=2, limit_s=200, tenants=args.tenants)
     if args.duration:
         plan.run_s = args.duration
     if args.profile:  # the profiled runs are extra: give them their own time
@@ -1001,6 +1060,38 @@ def check_answers(
         raise RuntimeError(f"full stack says me.subject = {subject!r}")
     if not (len(full_ids) == PAGE and full_ids == bare_ids == ids):
         raise RuntimeError(f"answers differ: full {full_ids} bare {bare_ids} expected {ids}")
+
+
+def check_policy_off(full_url: str, off_url: str, target: Target) -> None:
+    """The swap really applies: a query the policy denies the bench token (a tenant admin,
+    not a platform admin) is refused by the full stack and answered by the policy-off server."""
+    import httpx
+
+    body = json.dumps({"query": ADMIN_QUERY})
+    # No X-Tenant-ID: a platform action; the full stack records the denial in the platform log.
+    headers = {k: v for k, v in target.header_sets[0].items() if k != "X-Tenant-ID"}
+    answers = {}
+    for name, url in (("full stack", full_url), ("policy-off server", off_url)):
+        response = httpx.post(url, content=body, headers=headers, timeout=10)
+        try:
+            answers[name] = response.json()
+        except ValueError:
+            raise RuntimeError(f"{name} answered {response.status_code}: {response.text[:500]}") from None
+    denied, allowed = answers["full stack"], answers["policy-off server"]
+    if not denied.get("errors"):
+        raise RuntimeError(f"the full stack allowed {ADMIN_QUERY} to a non-admin: {denied}")
+    edges = ((allowed.get("data") or {}).get("admin") or {}).get("tenants", {}).get("edges")
+    if allowed.get("errors") or not edges:
+        raise RuntimeError(f"the policy-off server did not allow {ADMIN_QUERY}: {allowed}")
+
+
+def per_decision(quick: bool) -> dict[str, Any]:
+    """bench/policy_decisions.py's measurement (its `main`), run in this process."""
+    if str(BENCH_DIR) not in sys.path:
+        sys.path.insert(0, str(BENCH_DIR))
+    import policy_decisions
+
+    return asyncio.run(policy_decisions.main(argparse.Namespace(quick=quick, opa_url=None)))
 
 
 def best(results: list[Result]) -> Result:
@@ -1062,6 +1153,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         settings = Settings(database_url=db_url, redis_url=redis_url, data_dir=data_dir, mode=args.mode)
         say(f"database {db_name}: migrating, creating {BASE_TENANTS} tenants ...")
         setup = asyncio.run(setup_database(settings, BASE_TENANTS - 1))
+        say("per-decision time (bench/policy_decisions.py, in process, before the servers start) ...")
+        decisions = per_decision(args.quick)
         key = SigningKey.load_or_create(data_dir)
         token = key.issue(BENCH_SUBJECT, issuer=settings.own_issuer, audience=settings.audience, ttl=3600)
         root_token = key.issue(
@@ -1088,9 +1181,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "BENCH_BARE_SCHEMA": tenant_schema(BENCH_TENANT),
             "BENCH_BARE_POOL": str(settings.db_pool_size),
         }
-        full_port, bare_port = free_port(), free_port()
+        off_env = {**full_env, "BENCH_FULL_FACTORY": args.full_factory}
+        full_port, bare_port, off_port = free_port(), free_port(), free_port()
         say(
-            f"starting servers: full stack :{full_port}, bare :{bare_port}"
+            f"starting servers: full stack :{full_port}, bare :{bare_port}, policy off :{off_port}"
             f" ({args.workers} worker(s) each) ..."
         )
         full_proc = procs.start("full", uvicorn_argv(args.full_factory, full_port, args.workers), full_env)
@@ -1099,8 +1193,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             uvicorn_argv("graphql_read:bare_app", bare_port, args.workers, app_dir=BENCH_DIR),
             bare_env,
         )
+        off_proc = procs.start(
+            "policy_off",
+            uvicorn_argv("graphql_read:policy_off_app", off_port, args.workers, app_dir=BENCH_DIR),
+            off_env,
+        )
         wait_http(f"http://{HOST}:{full_port}/healthz", full_proc, "full", procs)
         wait_http(f"http://{HOST}:{bare_port}/ping", bare_proc, "bare", procs)
+        wait_http(f"http://{HOST}:{off_port}/readyz", off_proc, "policy_off", procs)
 
         body = json.dumps({"query": QUERY})
         common = {"Content-Type": "application/json"}
@@ -1117,10 +1217,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             [{**common, "Authorization": f"Bearer {token}", "X-Tenant-ID": BENCH_TENANT}],
         )
         ping = Target(bare_port, "/ping", body, bare.header_sets, check_body=False)
+        off = Target(off_port, "/graphql", body, full.header_sets)
         check_answers(
             f"http://{HOST}:{full_port}/graphql", f"http://{HOST}:{bare_port}/audit", full, bare, setup["ids"]
         )
-        say("both servers answer the same 20 rows")
+        check_answers(
+            f"http://{HOST}:{off_port}/graphql", f"http://{HOST}:{bare_port}/audit", off, bare, setup["ids"]
+        )
+        say("all three servers answer the same 20 rows")
+        check_policy_off(f"http://{HOST}:{full_port}/graphql", f"http://{HOST}:{off_port}/graphql", full)
+        say("policy switched off: a query the policy denies is allowed only on the policy-off server")
 
         # 3. Load generator.
         kind = args.load
@@ -1134,7 +1240,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         load = Load(kind, args.connections, threads, work, procs)
         results: list[Result] = []
 
-        group_of = {full_port: full_proc.pid, bare_port: bare_proc.pid}  # each leads its own group
+        # Each leads its own process group.
+        group_of = {full_port: full_proc.pid, bare_port: bare_proc.pid, off_port: off_proc.pid}
 
         def measure(target: Target, label: str, tenants: int, seconds: int | None = None) -> Result:
             pgids = {group_of[target.port]}
@@ -1153,13 +1260,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         say(HEADER)
         ceiling = measure(ping, "ceiling: trivial /ping (bare server)", setup["tenants"], plan.ping_s)
 
-        # 4. Full vs bare, alternately, with BASE_TENANTS tenants present.
+        # 4. Full vs policy off vs bare, alternately, with BASE_TENANTS tenants present.
         warm(full, "full stack")
+        warm(off, "policy off")
         warm(bare, "bare")
         full_10: list[Result] = []
+        off_10: list[Result] = []
         bare_10: list[Result] = []
         for i in range(plan.pairs):
             full_10.append(measure(full, f"full_stack #{i + 1}", setup["tenants"]))
+            off_10.append(measure(off, f"policy_off #{i + 1}", setup["tenants"]))
             bare_10.append(measure(bare, f"bare #{i + 1}", setup["tenants"]))
 
         profile: dict[str, Any] | None = None
@@ -1239,7 +1349,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 ceiling=ceiling,
                 results=results,
                 full_10=full_10,
+                off_10=off_10,
                 bare_10=bare_10,
+                decisions=decisions,
                 full_many=full_many,
                 bare_many=bare_many,
                 spread=spread_res,
@@ -1310,7 +1422,8 @@ def ratio(a: float, b: float) -> float:
 def summarize(out: Callable[[str], None], **k: Any) -> dict[str, Any]:
     args, plan = k["args"], k["plan"]
     results: list[Result] = k["results"]
-    f10, b10 = best(k["full_10"]), best(k["bare_10"])
+    f10, b10, o10 = best(k["full_10"]), best(k["bare_10"]), best(k["off_10"])
+    dec: dict[str, Any] = k["decisions"]
     fmany = best(k["full_many"])
     bmany: Result = k["bare_many"]
     spread: Result | None = k["spread"]
@@ -1340,6 +1453,7 @@ def summarize(out: Callable[[str], None], **k: Any) -> dict[str, Any]:
     )
     for name, r in (
         ("full_stack", f10),
+        ("policy_off", o10),
         ("bare", b10),
         ("full_stack", fmany),
         ("bare (drift check)", bmany),
@@ -1352,6 +1466,26 @@ def summarize(out: Callable[[str], None], **k: Any) -> dict[str, Any]:
     out(
         f"  load-generator check: trivial /ping on the bare server = {ceiling.rps:.0f} req/s"
         f" ({ratio(ceiling.rps, b10.rps):.1f}x the bare handler, so the generator is not the limit)"
+    )
+    out("")
+    out("policy cost: full stack (embedded engine, decision cache on) vs. policy checks off,")
+    out(f"  same load, runs alternate; best run of each, {n10} tenants")
+    for name, r in (("full_stack", f10), ("policy_off", o10)):
+        out(
+            f"  {name:<12} {r.rps:>9.0f} req/s   p50 {r.p50_ms:>6.2f} ms   p99 {r.p99_ms:>6.2f} ms"
+            f"   server CPU {r.server_cpu_ms:.3f} ms/request"
+        )
+    out(
+        f"  server CPU per request, full_stack - policy_off: {f10.server_cpu_ms - o10.server_cpu_ms:+.3f} ms"
+        f" ({100 * (1 - ratio(o10.server_cpu_ms, f10.server_cpu_ms)):+.1f} % of the full stack's;"
+        " compare with the run-to-run spread in the table)"
+    )
+    out(
+        f"per-decision: uncached {dec['uncached_us']:.1f} us, cached {dec['decide_hit_us']:.1f} us,"
+        f" ratio cached/uncached = {dec['ratio_cached_over_uncached']:.3f}"
+        f"  (bench/policy_decisions.py{' --quick' if args.quick else ''}: mix of"
+        f" {dec['workload_inputs']} inputs; cache miss {dec['decide_miss_us']:.1f} us,"
+        f" checks off {dec['policy_off_us']:.1f} us)"
     )
     pm = prov["provision_ms"]
     bulk = prov["bulk"]
@@ -1377,6 +1511,10 @@ def summarize(out: Callable[[str], None], **k: Any) -> dict[str, Any]:
         "full_stack/bare p99_latency": ratio(f10.p99_ms, b10.p99_ms),
         "full_stack/bare server_cpu_per_request": ratio(f10.server_cpu_ms, b10.server_cpu_ms),
         "full_stack/bare db_cpu_per_request": ratio(f10.db_cpu_ms, b10.db_cpu_ms),
+        "full_stack/policy_off": ratio(f10.rps, o10.rps),
+        "full_stack/policy_off p50_latency": ratio(f10.p50_ms, o10.p50_ms),
+        "full_stack/policy_off p99_latency": ratio(f10.p99_ms, o10.p99_ms),
+        "full_stack/policy_off server_cpu_per_request": ratio(f10.server_cpu_ms, o10.server_cpu_ms),
         f"tenants_{nmany}/tenants_{n10} req_per_s": ratio(fmany.rps, f10.rps),
         f"tenants_{nmany}/tenants_{n10} p50_latency": ratio(fmany.p50_ms, f10.p50_ms),
         f"tenants_{nmany}/tenants_{n10} p99_latency": ratio(fmany.p99_ms, f10.p99_ms),
@@ -1413,12 +1551,14 @@ def summarize(out: Callable[[str], None], **k: Any) -> dict[str, Any]:
         "runs": [asdict(r) for r in results],
         "best": {
             "full_stack": asdict(f10),
+            "policy_off": asdict(o10),
             "bare": asdict(b10),
             "full_stack_many_tenants": asdict(fmany),
             "bare_many_tenants": asdict(bmany),
             **({"full_stack_spread": asdict(spread)} if spread else {}),
         },
         "ceiling_ping": asdict(ceiling),
+        "per_decision_us": dec,
         "provisioning_ms": pm,
         "bulk": bulk,
         "tenants": {"base": n10, "many": nmany},
@@ -1436,7 +1576,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["--_provision"]:
         return provision_main(argv[1])
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="3 s runs, whole script < 1 min")
+    parser.add_argument("--quick", action="store_true", help="3 s runs, whole script < 1.2 min")
     parser.add_argument("--workers", type=int, default=1, help="uvicorn processes per server (default 1)")
     parser.add_argument("--connections", type=int, default=DEFAULT_CONNECTIONS, help="concurrent connections")
     parser.add_argument("--threads", type=int, default=0, help="wrk threads (default 1)")

@@ -54,14 +54,26 @@ def workload() -> list[PolicyInput]:
     return [
         PolicyInput(principal=ana, action="principal.read"),
         PolicyInput(principal=root, action="tenant.create", resource={"slug": "new-co"}),
-        PolicyInput(principal=ana, action="dashboard.read", tenant_role="VIEWER", tenant=free,
-                    resource={"id": "d1"}),
-        PolicyInput(principal=ana, action="datasource.register", tenant_role="EDITOR", tenant=free,
-                    resource={"data_sources": 1}),
-        PolicyInput(principal=ana, action="discovery.start", tenant_role="EDITOR", tenant=free,
-                    resource={"running_jobs": 2, "row_budget": 5_000_000}),
-        PolicyInput(principal=ana, action="job.cancel", tenant_role="EDITOR", tenant=free,
-                    resource={"owner": "bob"}),
+        PolicyInput(
+            principal=ana, action="dashboard.read", tenant_role="VIEWER", tenant=free, resource={"id": "d1"}
+        ),
+        PolicyInput(
+            principal=ana,
+            action="datasource.register",
+            tenant_role="EDITOR",
+            tenant=free,
+            resource={"data_sources": 1},
+        ),
+        PolicyInput(
+            principal=ana,
+            action="discovery.start",
+            tenant_role="EDITOR",
+            tenant=free,
+            resource={"running_jobs": 2, "row_budget": 5_000_000},
+        ),
+        PolicyInput(
+            principal=ana, action="job.cancel", tenant_role="EDITOR", tenant=free, resource={"owner": "bob"}
+        ),
         PolicyInput(principal=svc, action="member.write", tenant_role="ADMIN", tenant=free),
         PolicyInput(principal=ana, action="member.write", tenant_role="ADMIN", tenant=suspended),
     ]
@@ -69,8 +81,13 @@ def workload() -> list[PolicyInput]:
 
 def fresh(request: PolicyInput, n: int) -> PolicyInput:
     """The same question about another object: a distinct cache key."""
-    return PolicyInput(request.principal, request.action, request.tenant_role, request.tenant,
-                       {**request.resource, "id": f"obj-{n}"})
+    return PolicyInput(
+        request.principal,
+        request.action,
+        request.tenant_role,
+        request.tenant,
+        {**request.resource, "id": f"obj-{n}"},
+    )
 
 
 async def per_op_us(op: Callable[[int], Awaitable[Any]], count: int, rounds: int) -> float:
@@ -138,6 +155,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     if args.opa_url:
         opa = await OpaServerEngine(args.opa_url, timeout=2.0).start()
         try:
+
             async def remote(n: int) -> Decision:
                 return await opa.decide(inputs[n % k])
 
@@ -149,8 +167,10 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def report(f: dict[str, Any]) -> None:
-    print(f"bundle compile: {f['compile_ms_median']:.2f} ms median "
-          f"(min {f['compile_ms_min']:.2f}, max {f['compile_ms_max']:.2f})")
+    print(
+        f"bundle compile: {f['compile_ms_median']:.2f} ms median "
+        f"(min {f['compile_ms_min']:.2f}, max {f['compile_ms_max']:.2f})"
+    )
     print(f"per decision, mix of {f['workload_inputs']} inputs (median of rounds, microseconds):")
     rows = [
         ("uncached (to_input + regopy evaluation)", f["uncached_us"]),
@@ -163,8 +183,10 @@ def report(f: dict[str, Any]) -> None:
         rows.append(("OpaServerEngine.decide()", f["opa_decide_us"]))
     for label, value in rows:
         print(f"  {label:<42} {value:9.1f}")
-    print("uncached evaluation by action (us): "
-          + ", ".join(f"{a} {v:.0f}" for a, v in f["evaluate_us_by_action"].items()))
+    print(
+        "uncached evaluation by action (us): "
+        + ", ".join(f"{a} {v:.0f}" for a, v in f["evaluate_us_by_action"].items())
+    )
     ratio = f["ratio_cached_over_uncached"]
     print(f"ratio cached/uncached: {ratio:.3f} (a cache hit is {1 / ratio:.0f}x faster)")
 
