@@ -35,7 +35,7 @@ import sys
 import tempfile
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -76,14 +76,7 @@ class SizeResult:
 
 
 def _connect_args(params: ConnectionParams) -> dict[str, Any]:
-    return {
-        "host": params.host,
-        "port": params.port,
-        "user": params.user,
-        "password": params.password,
-        "database": params.database,
-        "ssl": None if params.is_unix_socket else "disable",
-    }
+    return replace(params, sslmode="disable").asyncpg_kwargs()
 
 
 async def _tables(conn: asyncpg.Connection) -> list[str]:

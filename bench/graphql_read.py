@@ -210,17 +210,11 @@ def percentile(sorted_values: list[float], p: float) -> float:
 
 
 def asyncpg_kwargs(url: str) -> dict[str, Any]:
-    from sqlalchemy import make_url
+    from dataclasses import replace
 
-    parsed = make_url(url)
-    args: dict[str, Any] = {
-        "user": parsed.username or "postgres",
-        "password": parsed.password,
-        "database": parsed.database or "postgres",
-        "host": parsed.host or parsed.query.get("host"),
-        "port": parsed.port,
-    }
-    return {k: v for k, v in args.items() if v is not None}
+    from uds.datasources.params import params_from_url
+
+    return replace(params_from_url(url), sslmode="disable").asyncpg_kwargs()
 
 
 def with_database(url: str, name: str) -> str:

@@ -274,6 +274,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     from sqlalchemy import make_url
 
     from uds.auth.keys import SigningKey
+    from uds.datasources.params import params_from_url
     from uds.db import make_engine, transaction
     from uds.jobs import service
     from uds.jobs.events import emit, publish
@@ -297,14 +298,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         admin_url, redis_url, stop_embedded = embedded.database_url, embedded.redis_url, embedded.stop
     admin = make_url(admin_url)
     db_name = f"uds_bench_{uuid.uuid4().hex[:8]}"
-    connect_args = {
-        "user": admin.username or "postgres",
-        "password": admin.password,
-        "host": admin.host or admin.query.get("host"),
-        "port": admin.port,
-        "database": admin.database or "postgres",
-    }
-    connect_args = {k: v for k, v in connect_args.items() if v is not None}
+    connect_args = replace(params_from_url(admin_url), sslmode="disable").asyncpg_kwargs()
     conn = await asyncpg.connect(**connect_args)
     await conn.execute(f'create database "{db_name}"')
     await conn.close()

@@ -23,6 +23,7 @@ from sqlalchemy import make_url
 
 from uds.app import create_app
 from uds.auth.keys import SigningKey
+from uds.datasources.params import params_from_url
 from uds.db import make_engine
 from uds.runtime import migrate_core
 from uds.services import Services
@@ -73,15 +74,7 @@ def base_settings(data_dir: Path) -> Iterator[Settings]:
 
 
 def _asyncpg_dsn(url: str) -> dict[str, Any]:
-    parsed = make_url(url)
-    args: dict[str, Any] = {
-        "user": parsed.username or "postgres",
-        "password": parsed.password,
-        "database": parsed.database or "postgres",
-        "host": parsed.host or parsed.query.get("host"),
-        "port": parsed.port,
-    }
-    return {k: v for k, v in args.items() if v is not None}
+    return replace(params_from_url(url), sslmode="disable").asyncpg_kwargs()
 
 
 async def _create_database(admin_url: str, name: str) -> None:

@@ -31,12 +31,21 @@ def test_compose_parses_and_mounts_what_exists() -> None:
     assert (ROOT / compose["services"]["api"]["build"]["dockerfile"]).is_file()
 
 
-@pytest.mark.parametrize("path", ["compose.yaml", "Dockerfile", "helm/uds/templates/api.yaml",
-                                  "helm/uds/templates/worker.yaml", "helm/uds/templates/migrate-job.yaml"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "compose.yaml",
+        "Dockerfile",
+        "helm/uds/templates/api.yaml",
+        "helm/uds/templates/worker.yaml",
+        "helm/uds/templates/migrate-job.yaml",
+    ],
+)
 def test_commands_are_real(path: str) -> None:
     text = (DEPLOY / path).read_text()
-    commands = uds_commands(text) or [["uds", *re.findall(r'"([^"]+)"', line)[1:]]
-                                      for line in text.splitlines() if line.startswith("CMD")]
+    commands = uds_commands(text) or [
+        ["uds", *re.findall(r'"([^"]+)"', line)[1:]] for line in text.splitlines() if line.startswith("CMD")
+    ]
     assert commands, path
     parser = _parser()
     for command in commands:
@@ -52,5 +61,7 @@ def test_helm_values_exist() -> None:
         for ref in re.findall(r"\.Values\.([A-Za-z0-9_.]+)", template.read_text()):
             node = values
             for part in ref.split("."):
-                assert isinstance(node, dict) and part in node, f"{template.name}: .Values.{ref} is not in values.yaml"
+                assert isinstance(node, dict) and part in node, (
+                    f"{template.name}: .Values.{ref} is not in values.yaml"
+                )
                 node = node[part]

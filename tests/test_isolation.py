@@ -73,7 +73,9 @@ async def test_tenant_with_other_table_shape_does_not_break_others(small_pool_se
     for slug, body in zip(order, results, strict=True):
         if slug in good:
             assert "errors" not in body, body
-            seeded = [e["node"]["target"] for e in body["data"]["auditLog"]["edges"] if e["node"]["actor"] == "seed"]
+            seeded = [
+                e["node"]["target"] for e in body["data"]["auditLog"]["edges"] if e["node"]["actor"] == "seed"
+            ]
             assert seeded == [slug] * 3
         else:
             # Either a clear internal error or (once re-prepared) rows with a null target,
@@ -82,7 +84,9 @@ async def test_tenant_with_other_table_shape_does_not_break_others(small_pool_se
                 assert body["errors"][0]["extensions"]["code"] == "INTERNAL"
             else:
                 assert all(
-                    e["node"]["target"] is None for e in body["data"]["auditLog"]["edges"] if e["node"]["actor"] == "seed"
+                    e["node"]["target"] is None
+                    for e in body["data"]["auditLog"]["edges"]
+                    if e["node"]["actor"] == "seed"
                 )
     for slug in good:
         assert "errors" not in await read(slug)

@@ -62,7 +62,8 @@ async def test_concurrent_provisioning(server: Server) -> None:
             tables = set(
                 (
                     await conn.scalars(
-                        text("select tablename from pg_tables where schemaname = :s"), {"s": tenant_schema(slug)}
+                        text("select tablename from pg_tables where schemaname = :s"),
+                        {"s": tenant_schema(slug)},
                     )
                 ).all()
             )
@@ -82,10 +83,14 @@ async def test_concurrent_rollout_of_behind_tenants(server: Server) -> None:
             ).all()
             for table in later:
                 await conn.execute(text(f'drop table if exists "{schema}"."{table}" cascade'))
-            await conn.execute(text(f'update "{schema}".alembic_version set version_num = :v'), {"v": "t0001"})
+            await conn.execute(
+                text(f'update "{schema}".alembic_version set version_num = :v'), {"v": "t0001"}
+            )
     await migrate_all_tenants(server.services.engine, concurrency=4)
     async with server.services.engine.connect() as conn:
         for slug in behind:
             schema = tenant_schema(slug)
-            assert await conn.scalar(text(f'select version_num from "{schema}".alembic_version')) == head("tenant")
+            assert await conn.scalar(text(f'select version_num from "{schema}".alembic_version')) == head(
+                "tenant"
+            )
             assert await conn.scalar(text(f'select count(*) from "{schema}".jobs')) == 0

@@ -192,14 +192,22 @@ def _dsn(server: Server) -> dict[str, Any]:
 
 async def test_changes_and_denials_are_audited_in_the_tenant(server: Server) -> None:
     slug = await make_tenant(server, members={"adm@x": "ADMIN", "view@x": "VIEWER"})
-    _, body = await server.gql(SET_MEMBER, {"s": "new@x", "r": "EDITOR"}, token=server.token("adm@x"), tenant=slug)
+    _, body = await server.gql(
+        SET_MEMBER, {"s": "new@x", "r": "EDITOR"}, token=server.token("adm@x"), tenant=slug
+    )
     assert body["data"]["setMember"]["__typename"] == "Member"
-    _, body = await server.gql(SET_MEMBER, {"s": "new@x", "r": "ADMIN"}, token=server.token("view@x"), tenant=slug)
+    _, body = await server.gql(
+        SET_MEMBER, {"s": "new@x", "r": "ADMIN"}, token=server.token("view@x"), tenant=slug
+    )
     assert body["data"]["setMember"]["__typename"] == "NotAllowed"
-    status, _ = await server.gql("{ auditLog { edges { cursor } } }", token=server.token("view@x"), tenant=slug)
+    status, _ = await server.gql(
+        "{ auditLog { edges { cursor } } }", token=server.token("view@x"), tenant=slug
+    )
     assert status == 200  # the request is answered (with a FORBIDDEN error inside)
     _, body = await server.gql(
-        "{ auditLog(first: 20) { edges { node { actor action allowed } } } }", token=server.token("adm@x"), tenant=slug
+        "{ auditLog(first: 20) { edges { node { actor action allowed } } } }",
+        token=server.token("adm@x"),
+        tenant=slug,
     )
     entries = [e["node"] for e in body["data"]["auditLog"]["edges"]]
     assert entries[:3] == [
@@ -217,7 +225,8 @@ async def test_platform_denials_are_audited(server: Server) -> None:
     async with server.services.engine.connect() as conn:
         row = (
             await conn.execute(
-                text("select actor, action, allowed from uds.platform_audit where target = :t"), {"t": f"slug={missing}"}
+                text("select actor, action, allowed from uds.platform_audit where target = :t"),
+                {"t": f"slug={missing}"},
             )
         ).one()
     assert tuple(row) == ("intruder@x", "tenant.suspend", False)

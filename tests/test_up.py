@@ -22,7 +22,11 @@ def start_up(data_dir: Path, port: int) -> subprocess.Popen[str]:
     env["UDS_DATA_DIR"] = str(data_dir)
     return subprocess.Popen(
         [sys.executable, "-m", "uds.cli", "up", "--port", str(port)],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 

@@ -399,13 +399,13 @@ async def build_demo_database(
     """
     say = progress or (lambda _m: None)
     scale = DemoScale.for_rows(rows)
-    conn = await asyncpg.connect(**_connect_args(admin))
+    conn = await asyncpg.connect(**_demo_kwargs(admin))
     try:
         await conn.execute(f'drop database if exists "{database}" with (force)')
         await conn.execute(f'create database "{database}"')
     finally:
         await conn.close()
-    conn = await asyncpg.connect(**_connect_args(admin.with_database(database)))
+    conn = await asyncpg.connect(**_demo_kwargs(admin.with_database(database)))
     try:
         await conn.execute("set synchronous_commit = off; set maintenance_work_mem = '256MB'")
         await conn.execute(SCHEMA_SQL)
@@ -422,13 +422,13 @@ async def build_demo_database(
 
 async def demo_is_built(admin: ConnectionParams, *, database: str = DEMO_DATABASE) -> bool:
     """True if `database` exists and its build finished."""
-    conn = await asyncpg.connect(**_connect_args(admin))
+    conn = await asyncpg.connect(**_demo_kwargs(admin))
     try:
         if not await conn.fetchval("select 1 from pg_database where datname = $1", database):
             return False
     finally:
         await conn.close()
-    conn = await asyncpg.connect(**_connect_args(admin.with_database(database)))
+    conn = await asyncpg.connect(**_demo_kwargs(admin.with_database(database)))
     try:
         comment = await conn.fetchval(
             "select obj_description(oid, 'pg_namespace') from pg_namespace where nspname = 'shop'"
@@ -436,18 +436,6 @@ async def demo_is_built(admin: ConnectionParams, *, database: str = DEMO_DATABAS
         return comment == MARKER
     finally:
         await conn.close()
-
-
-def _connect_args(params: ConnectionParams) -> dict[str, object]:
-    return {
-        "host": params.host,
-        "port": params.port,
-        "user": params.user,
-        "password": params.password,
-        "database": params.database,
-        "ssl": None if params.is_unix_socket else params.sslmode,
-        "server_settings": {"application_name": "uds-demo"},
-    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -530,3 +518,7 @@ async def setup_demo(
     finally:
         await engine.dispose()
     return DemoSource(tenant=tenant, source_id=source_id, built=built, rows=rows if built else None)
+
+
+def _demo_kwargs(params: ConnectionParams) -> dict[str, object]:
+    return params.asyncpg_kwargs(application_name="uds-demo")

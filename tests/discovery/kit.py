@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import asyncpg
 
@@ -29,14 +29,8 @@ class DemoSource:
 
 
 def connect_args(params: ConnectionParams) -> dict[str, object]:
-    return {
-        "host": params.host,
-        "port": params.port,
-        "user": params.user,
-        "password": params.password,
-        "database": params.database,
-        "ssl": None if params.is_unix_socket else "disable",
-    }
+    """Test connections never negotiate TLS with the local server."""
+    return replace(params, sslmode="disable").asyncpg_kwargs()
 
 
 async def create_database(admin: ConnectionParams, name: str) -> None:

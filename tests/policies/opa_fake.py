@@ -78,7 +78,9 @@ async def running_fake_opa() -> AsyncIterator[FakeOpa]:
     fake = FakeOpa()
     port = free_port()
     server = uvicorn.Server(
-        uvicorn.Config(fake.app(), host="127.0.0.1", port=port, log_level="warning", lifespan="off", loop="asyncio")
+        uvicorn.Config(
+            fake.app(), host="127.0.0.1", port=port, log_level="warning", lifespan="off", loop="asyncio"
+        )
     )
     task = asyncio.create_task(server.serve())
     while not server.started:

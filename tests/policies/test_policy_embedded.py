@@ -137,8 +137,12 @@ async def test_limits_against_usage_from_the_caller(engine: EmbeddedRegoEngine) 
     assert decision == Decision(False, ("limit max_data_sources (2) reached",))
     # A tenant override raises the limit.
     bigger = record(max_data_sources=5)
-    assert (await engine.decide(ask("datasource.register", "EDITOR", tenant=bigger, resource={"data_sources": 2}))).allow
-    decision = await engine.decide(ask("discovery.start", "EDITOR", resource={"running_jobs": 2, "row_budget": 10**7}))
+    assert (
+        await engine.decide(ask("datasource.register", "EDITOR", tenant=bigger, resource={"data_sources": 2}))
+    ).allow
+    decision = await engine.decide(
+        ask("discovery.start", "EDITOR", resource={"running_jobs": 2, "row_budget": 10**7})
+    )
     assert decision == Decision(
         False,
         (
@@ -197,7 +201,10 @@ def test_catalogue_is_the_data_file() -> None:
     assert action_scope("tenants.migrate") == "platform"
     assert action_scope("nuke.everything") is None
     assert ACTIONS["job.cancel"].others_need == "ADMIN"
-    assert [lim.name for lim in ACTIONS["discovery.start"].limits] == ["max_concurrent_jobs", "discovery_row_budget"]
+    assert [lim.name for lim in ACTIONS["discovery.start"].limits] == [
+        "max_concurrent_jobs",
+        "discovery_row_budget",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -222,7 +229,9 @@ def test_malformed_catalogue_is_refused(tmp_path: Path, entry: dict[str, Any], m
 async def test_cache_hit_returns_the_same_decision() -> None:
     engine = EmbeddedRegoEngine(cache_size=100)
     first = await engine.decide(ask("tenant.read", "VIEWER", resource={"a": 1, "b": 2}))
-    again = await engine.decide(ask("tenant.read", "VIEWER", resource={"b": 2, "a": 1}))  # same input, other order
+    again = await engine.decide(
+        ask("tenant.read", "VIEWER", resource={"b": 2, "a": 1})
+    )  # same input, other order
     assert again is first
     assert (engine.cache.hits, engine.cache.misses, len(engine.cache)) == (1, 1, 1)
 
@@ -269,7 +278,9 @@ async def test_dev_reload_picks_up_changed_files(rego_copy: Path, monkeypatch: p
     assert decision == Decision(False, ("needs role ADMIN",))
 
 
-async def test_without_dev_reload_files_are_read_once(rego_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_without_dev_reload_files_are_read_once(
+    rego_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(embedded_module, "RELOAD_CHECK_SECONDS", 0.0)
     engine = EmbeddedRegoEngine(rego_copy, reload=False)
     edit_catalogue(rego_copy, "tenant.read", role="ADMIN")
@@ -335,7 +346,11 @@ def test_policy_settings_from_env() -> None:
     settings = Settings.from_env(
         {"UDS_POLICY_TIMEOUT": "0.25", "UDS_POLICY_RETRIES": "0", "UDS_POLICY_CACHE_SIZE": "50"}
     )
-    assert (settings.policy_timeout_seconds, settings.policy_retries, settings.policy_cache_size) == (0.25, 0, 50)
+    assert (settings.policy_timeout_seconds, settings.policy_retries, settings.policy_cache_size) == (
+        0.25,
+        0,
+        50,
+    )
     for env in ({"UDS_POLICY_TIMEOUT": "soon"}, {"UDS_POLICY_TIMEOUT": "0"}, {"UDS_POLICY_RETRIES": "-1"}):
         with pytest.raises(ConfigError, match=next(iter(env))):
             Settings.from_env(env)
@@ -353,7 +368,9 @@ def test_policy_settings_from_env() -> None:
         ({"resource": {"data_sources": "2"}}, "resource.data_sources must be a number"),
     ],
 )
-def test_literal_reasons_through_json_input(engine: EmbeddedRegoEngine, changes: dict[str, Any], reason: str) -> None:
+def test_literal_reasons_through_json_input(
+    engine: EmbeddedRegoEngine, changes: dict[str, Any], reason: str
+) -> None:
     document = ask("datasource.register", "EDITOR", resource={"data_sources": 0}).to_input()
     for key, value in changes.items():
         if isinstance(value, dict) and isinstance(document[key], dict):

@@ -70,7 +70,10 @@ async def test_suspended_tenant(any_server: Server) -> None:
     }
     assert await can(any_server, token, slug, "dashboard.read") == {"allow": True, "reasons": []}
     _, body = await any_server.gql(SET_MEMBER, {"s": "new@acme"}, token=token, tenant=slug)
-    assert body["data"]["setMember"] == {"__typename": "NotAllowed", "reasons": ["tenant is suspended: read-only"]}
+    assert body["data"]["setMember"] == {
+        "__typename": "NotAllowed",
+        "reasons": ["tenant is suspended: read-only"],
+    }
     _, body = await any_server.gql("{ tenant { status } }", token=token, tenant=slug)
     assert body["data"]["tenant"] == {"status": "SUSPENDED"}
 
@@ -82,8 +85,13 @@ async def test_role_denial_reasons(any_server: Server) -> None:
         "allow": False,
         "reasons": ["role EDITOR or higher required"],
     }
-    status, body = await any_server.gql("{ auditLog(first: 1) { edges { node { action } } } }", token=token, tenant=slug)
-    assert body["errors"][0]["extensions"] == {"code": "FORBIDDEN", "reasons": ["role ADMIN or higher required"]}
+    status, body = await any_server.gql(
+        "{ auditLog(first: 1) { edges { node { action } } } }", token=token, tenant=slug
+    )
+    assert body["errors"][0]["extensions"] == {
+        "code": "FORBIDDEN",
+        "reasons": ["role ADMIN or higher required"],
+    }
 
 
 async def test_opa_backend_is_ready(opa_server: Server) -> None:
@@ -103,7 +111,9 @@ def broken_rego(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module", params=["embedded", "opa"])
-async def down_server(request: pytest.FixtureRequest, migrated: Settings, broken_rego: Path) -> AsyncIterator[Server]:
+async def down_server(
+    request: pytest.FixtureRequest, migrated: Settings, broken_rego: Path
+) -> AsyncIterator[Server]:
     """A UDS server whose policy engine cannot decide: a bundle that does not compile, or no OPA."""
     if request.param == "embedded":
         settings = replace(migrated, policy_dir=broken_rego)
@@ -134,7 +144,9 @@ async def test_engine_down_mutation_gets_policy_unavailable_and_changes_nothing(
     down_server: Server, server: Server
 ) -> None:
     slug = await make_tenant(server, members={"ana@acme": "ADMIN"})
-    status, body = await down_server.gql(SET_MEMBER, {"s": "new@acme"}, token=down_server.token("ana@acme"), tenant=slug)
+    status, body = await down_server.gql(
+        SET_MEMBER, {"s": "new@acme"}, token=down_server.token("ana@acme"), tenant=slug
+    )
     assert body["data"] is None
     assert [e["extensions"]["code"] for e in body["errors"]] == ["POLICY_UNAVAILABLE"], body
 
@@ -144,7 +156,9 @@ async def test_engine_down_mutation_gets_policy_unavailable_and_changes_nothing(
     assert [e["extensions"]["code"] for e in body["errors"]] == ["POLICY_UNAVAILABLE"], body
     async with server.services.engine.connect() as conn:
         members = await conn.scalar(
-            text("select count(*) from uds.memberships m join uds.tenants t on t.id = m.tenant_id where t.slug = :s"),
+            text(
+                "select count(*) from uds.memberships m join uds.tenants t on t.id = m.tenant_id where t.slug = :s"
+            ),
             {"s": slug},
         )
         created = await conn.scalar(text("select count(*) from uds.tenants where slug = :s"), {"s": new_slug})

@@ -64,7 +64,9 @@ CASES = [
         resource={"running_jobs": 3, "row_budget": 5_000_000},
     ),
     PolicyInput(principal=svc, action="member.write", tenant_role="ADMIN", tenant=tenant()),
-    PolicyInput(principal=ana, action="job.cancel", tenant_role="EDITOR", tenant=tenant(), resource={"owner": "x"}),
+    PolicyInput(
+        principal=ana, action="job.cancel", tenant_role="EDITOR", tenant=tenant(), resource={"owner": "x"}
+    ),
 ]
 
 

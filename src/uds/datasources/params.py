@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
+from typing import Any
 from urllib.parse import unquote
 
 from sqlalchemy import make_url
@@ -36,6 +37,20 @@ class ConnectionParams:
     @property
     def is_unix_socket(self) -> bool:
         return self.host.startswith("/")
+
+    def asyncpg_kwargs(self, *, application_name: str | None = None) -> dict[str, Any]:
+        """Keyword arguments for `asyncpg.connect` (TLS as `sslmode` says; none on a socket)."""
+        kwargs: dict[str, Any] = {
+            "host": self.host,
+            "port": self.port,
+            "user": self.user,
+            "password": self.password,
+            "database": self.database,
+            "ssl": None if self.is_unix_socket else self.sslmode,
+        }
+        if application_name:
+            kwargs["server_settings"] = {"application_name": application_name}
+        return kwargs
 
     @property
     def address(self) -> str:
