@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -19,6 +18,7 @@ from uds.api.view import GraphQLView
 from uds.auth.middleware import AuthMiddleware
 from uds.auth.oauth import token_endpoint
 from uds.limits import BodyLimitMiddleware
+from uds.runtime import settle_heap
 from uds.services import Services
 from uds.settings import Settings
 from uds.tenants.routing import TenantMiddleware
@@ -36,8 +36,7 @@ def create_app(settings: Settings) -> Starlette:
         endpoint.view = GraphQLView(services)
         # Everything built so far lives as long as the process: move it out of the
         # collector's sight, so collections during fan-out only scan per-request objects.
-        gc.collect()
-        gc.freeze()
+        settle_heap()
         try:
             yield {"services": services}
         finally:

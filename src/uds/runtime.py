@@ -7,6 +7,7 @@ embedded servers under `UDS_DATA_DIR` (reused if `uds up` already runs them).
 from __future__ import annotations
 
 import asyncio
+import gc
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,6 +19,25 @@ from uds.db import make_engine, transaction
 from uds.migrations import current_revision, head, run_core_upgrade, run_tenant_upgrade
 from uds.settings import Settings
 from uds.tenants.slugs import tenant_schema
+
+# The youngest generation is collected after this many more allocations than frees
+# (Python's default is 700). Profiling a table holds ~10 000 sampled rows while it
+# allocates more: at 700 they were swept into older generations over and over, which
+# cost 60-100 ms of a 5M-row discovery (bench/discovery.py); at 50 000 almost nothing.
+YOUNG_GENERATION = 50_000
+
+
+def settle_heap() -> None:
+    """Call once a process has started (app lifespan, worker start-up): collect, then move
+    everything alive into the collector's permanent generation (modules, the GraphQL
+    schema, policies live as long as the process), so full collections only walk what was
+    allocated since; and collect the youngest generation less often. Measured in a process
+    holding the app's objects: a 5M-row discovery spent 180-250 ms in two full
+    collections, and none after this."""
+    gc.collect()
+    gc.freeze()
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(YOUNG_GENERATION, middle, old)
 
 
 @dataclass

@@ -22,16 +22,15 @@ import json
 import math
 import random
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from operator import itemgetter
 from typing import Any
 
 import asyncpg
 
 from uds.discovery.budget import Budget
-from uds.discovery.estimators import estimate_distinct
+from uds.discovery.estimators import estimate_distinct, is_unsteady, worth_recounting
 from uds.discovery.snapshot import (
     CATALOG,
     CONSTRAINT,
@@ -80,6 +79,10 @@ class ProfileOptions:
     # those columns only. 0 turns it off.
     refine_rows: int = 50_000
     refine_max_fraction: float = 0.25
+    # Tables up to this many rows have the distinct counts an exact count would likely
+    # change (estimators.worth_recounting) counted exactly instead: one aggregate over the
+    # table, which the first sample has already drawn a good share of. 0 turns it off.
+    recount_rows: int = 200_000
 
 
 @dataclass(slots=True)
@@ -93,6 +96,10 @@ class ColumnValues:
     non_null: int = 0
     # Page deduplication changed the singletons a lot: the values sit together on disk.
     clustered: bool = False
+    # The distinct estimate hangs on sparse counts (see estimators.is_unsteady).
+    unsteady: bool = False
+    # An exact count would likely tell more than noise (see estimators.worth_recounting).
+    recount: bool = False
 
 
 @dataclass(slots=True)
@@ -112,12 +119,32 @@ def qualified(table: TableSnapshot) -> str:
 LONG_TEXT = 200
 
 
+# Timestamps are fetched as microseconds since 1970-01-01 (UTC for timestamptz), with the
+# infinities at the ends of int8: decoding a datetime costs asyncpg about 0.7 us a value
+# against 0.05 us for an int8, and ints hash and sort faster too. Values are turned back
+# into text only for the few figures shown (see renderer).
+INFINITY_MICROS = 2**63 - 1
+_EPOCH = datetime(1970, 1, 1)
+_EPOCH_UTC = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _as_micros(column: ColumnSnapshot) -> bool:
+    # format_type names the real types; a domain over one keeps its native fetch.
+    return column.family == "time" and column.data_type.startswith("timestamp")
+
+
 def _expr(column: ColumnSnapshot) -> str:
     """How a column is fetched: natively where Python compares it correctly, else as text,
     with values over LONG_TEXT bytes replaced by a digest (same value, same digest)."""
     name = quote_ident(column.name)
     if column.data_type == "money":
         return f"{name}::numeric"
+    if _as_micros(column):
+        return (
+            f"case when isfinite({name}) then (extract(epoch from {name}) * 1000000)::int8 "
+            f"when {name} = 'infinity' then {INFINITY_MICROS} "
+            f"when {name} = '-infinity' then {-INFINITY_MICROS} end"
+        )
     if column.family in ("integer", "number", "date", "time", "bool", "interval", "uuid"):
         return name
     text = f"{name}::text"
@@ -312,13 +339,11 @@ async def profile_table(
             # each page independently, and the count it happens to draw varies by several
             # percent, which would go straight into every extrapolated figure.
             q = min(1.0, len(set(pages)) / facts.pages)
-        sampled_pages = len(set(pages)) if pages else 0
+        runs = page_runs(pages) if pages else None
         population = float(n) if exact else (n / q if q > 0 else rows)
         by_column = list(zip(*records, strict=True))[1:] if records else [() for _ in table.columns]
         for column, column_values in zip(table.columns, by_column, strict=True):
-            profile, seen = profile_values(
-                column, column_values, pages, q=q, rows=population, exact=exact, sampled_pages=sampled_pages
-            )
+            profile, seen = profile_values(column, column_values, runs, q=q, rows=population, exact=exact)
             profiles[column.name] = profile
             values.by_column[column.name] = seen
         if exact:
@@ -327,6 +352,16 @@ async def profile_table(
             table.row_estimate = Figure(round(population), ESTIMATE, n)
             rows = population
             if facts is not None and pages:
+                await _recount_distinct(
+                    conn,
+                    table,
+                    profiles,
+                    values,
+                    rows=population,
+                    budget=budget,
+                    allowance=allowance - n,
+                    options=options,
+                )
                 await _refine_distinct(
                     conn,
                     table,
@@ -360,7 +395,8 @@ def _uncertain(
     column: ColumnSnapshot, profile: ColumnProfile, seen: ColumnValues | None, rows: float
 ) -> bool:
     """A distinct count worth a second look: estimated (not exact, not a key), mid-cardinality
-    (under half the non-null rows), and mostly unseen (estimate well above the values seen).
+    (under half the non-null rows), and mostly unseen (estimate well above the values seen),
+    or unsteady (see estimators.is_unsteady) on a table too large to recount.
     Near-unique columns (no repeats) and few-valued ones are settled by the first sample;
     values clustered on disk are left to page deduplication (a larger page sample of a
     clustered column does not help the estimator)."""
@@ -369,9 +405,56 @@ def _uncertain(
         return False
     if column.family in ("bool", "uuid") or seen.distinct < 50:
         return False
+    if seen.unsteady:
+        return True
     null_fraction = profile.null_fraction.value if profile.null_fraction else 0.0
     non_null_rows = rows * (1 - float(null_fraction))
     return float(figure.value) >= 1.3 * seen.distinct and float(figure.value) <= 0.5 * non_null_rows
+
+
+async def _recount_distinct(
+    conn: asyncpg.Connection,
+    table: TableSnapshot,
+    profiles: dict[str, ColumnProfile],
+    values: SampledValues,
+    *,
+    rows: float,
+    budget: Budget,
+    allowance: int,
+    options: ProfileOptions,
+) -> None:
+    """Exact distinct counts for the columns worth recounting, on a table of at most
+    `recount_rows` rows: one aggregate over the table for all of them. Text-like values
+    are compared by a 64-bit hash of their text (the sample compares them by code points
+    too, and hashing spares the server a sort by collation). The recount takes the table's
+    allowance or a quarter of the run's unreserved rows, whichever is more."""
+    if options.recount_rows <= 0 or rows > options.recount_rows or budget.expired:
+        return
+    columns = [
+        c
+        for c in table.columns
+        if c.name in profiles
+        and (seen := values.by_column.get(c.name)) is not None
+        and seen.recount
+        and (figure := profiles[c.name].distinct_count) is not None
+        and figure.method == ESTIMATE
+    ]
+    if not columns:
+        return
+    spare = max(0, budget.remaining_rows - budget.reserved) // 4
+    if rows > max(allowance, spare):
+        return
+    counts = ", ".join(
+        f"count(distinct hashtextextended({quote_ident(c.name)}::text, 0))"
+        if c.family in ("text", "other")
+        else f"count(distinct {quote_ident(c.name)})"
+        for c in columns
+    )
+    record = await conn.fetchrow(f"select count(*), {counts} from {qualified(table)}")
+    total = int(record[0])
+    budget.charge(total)
+    for column, distinct in zip(columns, list(record)[1:], strict=True):
+        profiles[column.name].distinct_count = Figure(float(distinct), EXACT, total)
 
 
 async def _refine_distinct(
@@ -446,21 +529,34 @@ async def _refine_distinct(
         profiles[column.name].distinct_count = Figure(round(distinct), ESTIMATE, n)
 
 
+def page_runs(pages: Sequence[int]) -> list[tuple[int, int]]:
+    """The sample's rows as (start, end) index ranges of one page each. A SYSTEM sample
+    returns pages in block order and each page's rows together, in item order."""
+    runs: list[tuple[int, int]] = []
+    start = 0
+    for i in range(1, len(pages)):
+        if pages[i] != pages[i - 1]:
+            runs.append((start, i))
+            start = i
+    if pages:
+        runs.append((start, len(pages)))
+    return runs
+
+
 def profile_values(
     column: ColumnSnapshot,
     values: Sequence[Any],
-    pages: Sequence[int] | None,
+    runs: Sequence[tuple[int, int]] | None,
     *,
     q: float,
     rows: float,
     exact: bool,
-    sampled_pages: int = 0,
     sample_method: str = SAMPLE,
 ) -> tuple[ColumnProfile, ColumnValues]:
     """Figures for one column from the values of n sampled (or all) rows.
 
-    `pages` holds each row's page when the sample was taken by page; `q` is the page
-    sampling fraction and `rows` the table's (estimated) rows.
+    `runs` splits the rows by page (see page_runs) when the sample was taken by page;
+    `q` is the page sampling fraction and `rows` the table's (estimated) rows.
     """
     method = EXACT if exact else sample_method
     n = len(values)
@@ -475,23 +571,33 @@ def profile_values(
     profile.null_fraction = Figure(
         round(null_fraction, 6), method, n, None if exact else _margin(null_fraction, n)
     )
-    clustered = False
+    clustered = unsteady = recount = False
     if exact:
         profile.distinct_count = Figure(float(d), EXACT, n)
     else:
-        fof = Counter(counts.values())
+        fof: dict[int, float] = Counter(counts.values())
+        seen_distinct: float = d
         # Page deduplication changes nothing when every value is unique, nor when there are
         # far fewer values than sampled pages (each is then seen across many pages anyway).
-        if pages is not None and d < nn and d > sampled_pages / 4:
-            per_page = Counter(map(itemgetter(1), set(zip(pages, values, strict=True))))
+        if runs is not None and d < nn and d > len(runs) / 4:
+            per_page: Counter[Any] = Counter()
+            for start, end in runs:
+                per_page.update(set(values[start:end]))
             per_page.pop(None, None)
             page_fof = Counter(per_page.values())
             clustered = page_fof.get(1, 0) > 1.5 * fof.get(1, 0) + 10
-            fof = page_fof
+            fof = dict(page_fof)
+            if clustered:
+                carried = page_edge_carryover(runs, values, per_page)
+                seen_distinct -= carried
+                fof[1] = fof.get(1, 0) - carried
         non_null_rows = rows * (1 - null_fraction)
-        distinct = estimate_distinct(d, fof, q=q, population=non_null_rows)
+        distinct = estimate_distinct(seen_distinct, fof, q=q, population=non_null_rows)
+        unsteady = is_unsteady(seen_distinct, fof, q=q, population=non_null_rows)
+        recount = unsteady or worth_recounting(seen_distinct, fof, q=q, population=non_null_rows)
         profile.distinct_count = Figure(round(distinct), ESTIMATE, n)
-    top = _top(counts)
+    render = renderer(column)
+    top = _top(counts, render)
     if top and column.family != "uuid":
         profile.top_values = Figure([[v, round(k / n, 6)] for v, k in top], method, n)
     if column.family in ORDERED and counts:
@@ -507,10 +613,10 @@ def profile_values(
         except (TypeError, ValueError, decimal.InvalidOperation):
             low = high = None
         if low is not None:
-            profile.min = Figure(_text(low), method, n)
-            profile.max = Figure(_text(high), method, n)
+            profile.min = Figure(render(low), method, n)
+            profile.max = Figure(render(high), method, n)
             if column.family in HISTOGRAM:
-                profile.histogram = Figure(_histogram(ordered, counts), method, nn)
+                profile.histogram = Figure(_histogram(ordered, counts, render), method, nn)
     others: list[tuple[str, int]] = []
     if column.family in ("text", "other"):
         # A uniform pseudo-random set of distinct values; seeded, so the same sample gives
@@ -520,21 +626,61 @@ def profile_values(
             items if len(items) <= VALUE_SAMPLE else random.Random(len(items)).sample(items, VALUE_SAMPLE)
         )
         others = [(str(v), k) for v, k in picked]
-    return profile, ColumnValues(top=top, others=others, distinct=d, non_null=nn, clustered=clustered)
+    return profile, ColumnValues(
+        top=top,
+        others=others,
+        distinct=d,
+        non_null=nn,
+        clustered=clustered,
+        unsteady=unsteady,
+        recount=recount,
+    )
 
 
-def _top(counts: Counter[Any]) -> list[tuple[str, int]]:
+def page_edge_carryover(
+    runs: Sequence[tuple[int, int]], values: Sequence[Any], per_page: Counter[Any]
+) -> float:
+    """How many of the sample's values are likely the tail of a run that began on the page
+    before, which was not drawn: counted once per page they are still counted twice over
+    the table (once on each page they straddle), and the estimator would extrapolate that.
+
+    A drawn page's first value continues the previous page's last one with probability
+    1 - w, where w is the share of neighbouring rows within drawn pages that differ. So
+    each first value seen on no other drawn page counts as w rather than 1. Rows arrive in
+    physical order (a SYSTEM sample scans pages in block order, rows in item order).
+    """
+    neighbours = differ = candidates = 0
+    for start, end in runs:
+        first = values[start]
+        if first is not None and per_page.get(first) == 1:
+            candidates += 1
+        for a, b in itertools.pairwise(values[start:end]):
+            if a is not None and b is not None:
+                neighbours += 1
+                differ += a != b
+    if neighbours == 0:
+        return 0.0
+    return candidates * (1 - differ / neighbours)
+
+
+def _top(counts: Counter[Any], render: Callable[[Any], str]) -> list[tuple[str, int]]:
     """The TOP_K most frequent values, ties broken by their text. Values seen once are not
     "top" (a list of them says nothing), so a unique column has no top values."""
     if not counts:
         return []
     threshold = max(2, heapq.nlargest(TOP_K, counts.values())[-1])
-    candidates = [(_text(v), k) for v, k in counts.items() if k >= threshold]
-    candidates.sort(key=lambda item: (-item[1], item[0]))
-    return candidates[:TOP_K]
+    # Filtered in C: most columns have thousands of values and only a few qualify.
+    candidates = list(itertools.compress(counts.keys(), map(threshold.__le__, counts.values())))
+    above = [(render(v), counts[v]) for v in candidates if counts[v] > threshold]
+    if len(above) < TOP_K:
+        # Ties at the threshold: only the first ones by text are kept.
+        tied = heapq.nsmallest(TOP_K - len(above), (render(v) for v in candidates if counts[v] == threshold))
+        above.extend((text, threshold) for text in tied)
+    above.sort(key=lambda item: (-item[1], item[0]))
+    return above[:TOP_K]
 
 
-def _histogram(ordered: list[Any], counts: Counter[Any]) -> dict[str, Any]:
+def _histogram(ordered: list[Any], counts: Counter[Any], render: Callable[[Any], str]) -> dict[str, Any]:
     """Equi-depth bounds (percentile_disc at 0, 0.1, ..., 1) over the non-null rows."""
     running = list(itertools.accumulate(map(counts.__getitem__, ordered)))
     total = running[-1]
@@ -542,8 +688,33 @@ def _histogram(ordered: list[Any], counts: Counter[Any]) -> dict[str, Any]:
     for step in range(HISTOGRAM_BINS + 1):
         wanted = max(1, math.ceil(step / HISTOGRAM_BINS * total))
         index = min(bisect.bisect_left(running, wanted), len(ordered) - 1)
-        bounds.append(_text(ordered[index]))
+        bounds.append(render(ordered[index]))
     return _equi_depth(bounds)
+
+
+def renderer(column: ColumnSnapshot) -> Callable[[Any], str]:
+    """How the values fetched for `column` (see _expr) are shown: as PostgreSQL prints
+    them, timestamps in UTC."""
+    if _as_micros(column):
+        return _micros_text_utc if "with time zone" in column.data_type else _micros_text
+    if column.family in ("integer", "text", "other", "network", "uuid"):
+        return str  # fetched as int, str or UUID: str() is what _text would do
+    return _text
+
+
+def _micros_text(value: int, epoch: datetime = _EPOCH) -> str:
+    if value >= INFINITY_MICROS:
+        return "infinity"
+    if value <= -INFINITY_MICROS:
+        return "-infinity"
+    try:
+        return _text(epoch + timedelta(microseconds=value))
+    except OverflowError:  # beyond Python's years 1-9999 (PostgreSQL goes further)
+        return f"{value / 31_556_952_000_000 + 1970:.0f} (year, approximately)"
+
+
+def _micros_text_utc(value: int) -> str:
+    return _micros_text(value, _EPOCH_UTC)
 
 
 def _text(value: Any) -> str:

@@ -26,6 +26,7 @@ from redis.asyncio import ConnectionPool
 from uds.jobs.keys import JobKeys
 from uds.jobs.queue import JOB_FUNCTION
 from uds.jobs.runtime import KINDS
+from uds.runtime import settle_heap
 from uds.services import Services
 from uds.settings import Settings
 from uds.workers.execute import run_job, sweep
@@ -73,6 +74,7 @@ async def startup(ctx: dict[str, Any]) -> None:
         ctx["services"] = await Services.start(ctx["settings"])
         ctx["owns_services"] = True
     ctx["sweeper"] = asyncio.create_task(sweep(ctx["services"]), name="job-admission-sweep")
+    settle_heap()  # job modules and services are loaded: see uds.runtime
     log.info("worker ready: job kinds %s", ", ".join(sorted(KINDS)))
 
 
