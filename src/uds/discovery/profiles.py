@@ -412,6 +412,21 @@ def _uncertain(
     return float(figure.value) >= 1.3 * seen.distinct and float(figure.value) <= 0.5 * non_null_rows
 
 
+async def _optional(
+    conn: asyncpg.Connection, table: TableSnapshot, what: str, sql: str
+) -> list[asyncpg.Record] | None:
+    """Run a query the profile can do without under a savepoint: if it overruns the
+    statement or lock timeout, only it is lost (None, and a warning on the table), not the
+    figures the first sample gave."""
+    try:
+        async with conn.transaction():
+            return await conn.fetch(sql)
+    except (asyncpg.QueryCanceledError, asyncpg.LockNotAvailableError) as exc:
+        reason = "lock timeout" if isinstance(exc, asyncpg.LockNotAvailableError) else "statement timeout"
+        table.warnings.append(f"{what} skipped ({reason}): the sample's estimates are kept")
+        return None
+
+
 async def _recount_distinct(
     conn: asyncpg.Connection,
     table: TableSnapshot,
@@ -450,7 +465,12 @@ async def _recount_distinct(
         else f"count(distinct {quote_ident(c.name)})"
         for c in columns
     )
-    record = await conn.fetchrow(f"select count(*), {counts} from {qualified(table)}")
+    found = await _optional(
+        conn, table, "exact recount of distinct values", f"select count(*), {counts} from {qualified(table)}"
+    )
+    if not found:
+        return
+    record = found[0]
     total = int(record[0])
     budget.charge(total)
     for column, distinct in zip(columns, list(record)[1:], strict=True):
@@ -502,7 +522,9 @@ async def _refine_distinct(
         f"tablesample system ({100 * fraction:.6f}) repeatable ({options.seed + 1})) "
         + " union all ".join(parts)
     )
-    records = await conn.fetch(sql)
+    records = await _optional(conn, table, "second sample for distinct values", sql)
+    if records is None:
+        return
     n = 0
     fofs: dict[int, dict[int, int]] = {i: {} for i in range(len(columns))}
     non_null: dict[int, int] = {}
