@@ -15,7 +15,8 @@ For each size (rows of the big table, `events`; the whole shop is about 1.9x tha
 * accuracy of sampled figures against exact SQL over the whole table: distinct counts
   (share within 10 %, median and worst error), null fractions (worst absolute error,
   and whether each lies within its stated margin) and row estimates;
-* the process's heap is settled first (uds.runtime.settle_heap), as a worker's is;
+* the process's collector is tuned first as `uds worker` tunes its own
+  (uds.runtime.collect_less_often, settle_heap);
 * then ANALYZE, and discovery again: the pg_stats path, timed the same way (distinct
   counts there are PostgreSQL's own estimates).
 
@@ -51,7 +52,7 @@ from uds.demo import build_demo_database  # noqa: E402
 from uds.discovery.budget import Budget  # noqa: E402
 from uds.discovery.engine import discover  # noqa: E402
 from uds.discovery.snapshot import CatalogSnapshot  # noqa: E402
-from uds.runtime import settle_heap  # noqa: E402
+from uds.runtime import collect_less_often, settle_heap  # noqa: E402
 
 OPEN = NetworkGuard(enforce=False)  # the bench connects to its own server on localhost
 
@@ -249,7 +250,9 @@ def main() -> int:
         servers = start_embedded(Path(tempfile.mkdtemp(prefix="uds-bench-")), progress=lambda m: print(m))
         url, stop = servers.database_url, servers.stop
     admin = params_from_url(url, database="postgres")
-    settle_heap()  # as a worker does once started: discovery runs here as it runs there
+    # As `uds worker` does once started: discovery runs here as it runs there.
+    collect_less_often()
+    settle_heap()
     try:
         results = []
         for rows in sizes:

@@ -18,7 +18,7 @@ from uds.api.view import GraphQLView
 from uds.auth.middleware import AuthMiddleware
 from uds.auth.oauth import token_endpoint
 from uds.limits import BodyLimitMiddleware
-from uds.runtime import settle_heap
+from uds.runtime import collect_less_often, settle_heap
 from uds.services import Services
 from uds.settings import Settings
 from uds.tenants.routing import TenantMiddleware
@@ -107,4 +107,5 @@ async def _check(awaitable: Any) -> bool:
 
 def app_from_env() -> Starlette:
     """Factory for `uvicorn --factory uds.app:app_from_env` (servers from UDS_* variables)."""
+    collect_less_often()  # this process is a server
     return create_app(Settings.from_env())

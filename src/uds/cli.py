@@ -305,10 +305,12 @@ def _serve(args: argparse.Namespace) -> int:
 def _worker(args: argparse.Namespace) -> int:
     import logging
 
+    from uds.runtime import collect_less_often
     from uds.workers.settings import serve
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     servers = _resolved()
+    collect_less_often()  # this process is a worker: see uds.runtime
     try:
         asyncio.run(serve(servers.settings, concurrency=args.concurrency))
     finally:
@@ -504,6 +506,7 @@ def _run_uvicorn(settings: Settings, host: str, port: int, *, workers: int = 1) 
 
     _exit_on_sigterm()
     from uds.app import create_app
+    from uds.runtime import collect_less_often
 
     if workers > 1:
         # Each worker process builds its own app from the environment.
@@ -520,6 +523,7 @@ def _run_uvicorn(settings: Settings, host: str, port: int, *, workers: int = 1) 
             log_level="info",
         )
         return
+    collect_less_often()  # this process is a server: see uds.runtime
     uvicorn.run(create_app(settings), host=host, port=port, loop="uvloop", http="httptools", log_level="info")
 
 

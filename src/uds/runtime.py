@@ -20,6 +20,17 @@ from uds.migrations import current_revision, head, run_core_upgrade, run_tenant_
 from uds.settings import Settings
 from uds.tenants.slugs import tenant_schema
 
+
+def settle_heap() -> None:
+    """Once a process has started (app lifespan, worker start-up): collect, then move
+    everything alive into the collector's permanent generation (modules, the GraphQL
+    schema, policies live as long as the process), so full collections only walk what was
+    allocated since. Measured in a process holding the app's objects: a 5M-row discovery
+    spent 180-250 ms in two full collections, and about 15 ms after this."""
+    gc.collect()
+    gc.freeze()
+
+
 # The youngest generation is collected after this many more allocations than frees
 # (Python's default is 700). Profiling a table holds ~10 000 sampled rows while it
 # allocates more: at 700 they were swept into older generations over and over, which
@@ -27,15 +38,10 @@ from uds.tenants.slugs import tenant_schema
 YOUNG_GENERATION = 50_000
 
 
-def settle_heap() -> None:
-    """Call once a process has started (app lifespan, worker start-up): collect, then move
-    everything alive into the collector's permanent generation (modules, the GraphQL
-    schema, policies live as long as the process), so full collections only walk what was
-    allocated since; and collect the youngest generation less often. Measured in a process
-    holding the app's objects: a 5M-row discovery spent 180-250 ms in two full
-    collections, and none after this."""
-    gc.collect()
-    gc.freeze()
+def collect_less_often() -> None:
+    """Process-wide, so only for a process's entry point (`uds worker`, `uds serve`,
+    `uds up`, the server factory), never for code that also runs inside other programs:
+    in a test process it moves when unreachable objects are finalized to another test."""
     _, middle, old = gc.get_threshold()
     gc.set_threshold(YOUNG_GENERATION, middle, old)
 

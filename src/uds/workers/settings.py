@@ -74,7 +74,8 @@ async def startup(ctx: dict[str, Any]) -> None:
         ctx["services"] = await Services.start(ctx["settings"])
         ctx["owns_services"] = True
     ctx["sweeper"] = asyncio.create_task(sweep(ctx["services"]), name="job-admission-sweep")
-    settle_heap()  # job modules and services are loaded: see uds.runtime
+    if ctx.get("settle_heap"):
+        settle_heap()  # job modules and services are loaded: see uds.runtime
     log.info("worker ready: job kinds %s", ", ".join(sorted(KINDS)))
 
 
@@ -146,8 +147,10 @@ async def stop_worker(worker: Worker) -> None:
 
 
 async def serve(settings: Settings, *, concurrency: int | None = None) -> None:
-    """Run a worker until SIGINT/SIGTERM (what `uds worker` does)."""
+    """Run a worker until SIGINT/SIGTERM (what `uds worker` does). The process is the
+    worker's own, so its heap is settled once started (uds.runtime.settle_heap)."""
     worker = make_worker(settings, concurrency=concurrency)
+    worker.ctx["settle_heap"] = True
     try:
         await worker.async_run()
     except asyncio.CancelledError:
