@@ -169,10 +169,13 @@ async def load_state(session: AsyncSession, job_id: uuid.UUID, *, lock: bool = F
 async def events_after(
     session: AsyncSession, job_id: uuid.UUID, after_seq: int, *, upto: int | None = None, limit: int = 500
 ) -> list[EventRecord]:
-    """Stored events with seq > after_seq (and <= upto), oldest first, with the job's state now."""
-    state = await load_state(session, job_id)
-    if state is None:
-        return []
+    """Stored events with seq > after_seq (and <= upto), oldest first, with the job's state now.
+
+    The events are read before the state: each statement sees what was committed when it
+    started (READ COMMITTED), and a job's terminal event commits with its final state, so
+    the state read second is at least as new as the last event. The other way round, a
+    job finishing in between gave its "succeeded" event with a state still RUNNING.
+    """
     query = (
         select(EVENTS.c.seq, EVENTS.c.at, EVENTS.c.type, EVENTS.c.progress, EVENTS.c.phase)
         .add_columns(EVENTS.c.message, EVENTS.c.data)
@@ -183,6 +186,9 @@ async def events_after(
     if upto is not None:
         query = query.where(EVENTS.c.seq <= upto)
     rows = (await session.execute(query)).all()
+    state = await load_state(session, job_id)
+    if state is None:
+        return []
     return [
         EventRecord(
             seq=r.seq,
