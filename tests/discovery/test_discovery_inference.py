@@ -186,3 +186,30 @@ def test_detectors_on_their_own() -> None:
     assert semantics.mask("card_number", "4111 1111 1111 1234").endswith("1234")
     assert "4111" not in semantics.mask("card_number", "4111 1111 1111 1234")
     assert semantics.mask("email", "jane.doe@example.com") == "j***@example.com"
+
+
+def test_the_fast_address_check_agrees_with_ipaddress() -> None:
+    import ipaddress
+    import random
+
+    def reference(value: str) -> bool:
+        try:
+            ipaddress.ip_interface(value.strip())
+        except ValueError:
+            return False
+        return True
+
+    cases = [
+        "1.2.3.4", "0.0.0.0", "255.255.255.255", "256.1.1.1", "01.2.3.4", "1.2.3.04", " 10.0.0.1 ",
+        "1.2.3.4/24", "1.2.3.4/32", "1.2.3.4/33", "1.2.3.4/01", "1.2.3.4/", "1.2.3.4/255.255.255.0",
+        "1\u0663.1.1.1", "::1", "2001:db8::1/64", "fe80::1%eth0", "1.2.3", "1.2.3.4.5", "abc", "", "12345",
+    ]  # fmt: skip
+    rng = random.Random(7)
+    for _ in range(5_000):
+        value = ".".join(
+            str(rng.choice([rng.randrange(300), rng.randrange(10)])) for _ in range(rng.choice([3, 4, 4, 5]))
+        )
+        if rng.random() < 0.2:
+            value += f"/{rng.randrange(40)}"
+        cases.append(value)
+    assert [c for c in cases if semantics.is_ip(c) != reference(c)] == []

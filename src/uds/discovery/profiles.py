@@ -20,6 +20,7 @@ import heapq
 import itertools
 import json
 import math
+import operator
 import random
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -554,15 +555,12 @@ async def _refine_distinct(
 def page_runs(pages: Sequence[int]) -> list[tuple[int, int]]:
     """The sample's rows as (start, end) index ranges of one page each. A SYSTEM sample
     returns pages in block order and each page's rows together, in item order."""
-    runs: list[tuple[int, int]] = []
-    start = 0
-    for i in range(1, len(pages)):
-        if pages[i] != pages[i - 1]:
-            runs.append((start, i))
-            start = i
-    if pages:
-        runs.append((start, len(pages)))
-    return runs
+    if not pages:
+        return []
+    # Where the page changes, found in C: the sample has tens of thousands of rows.
+    changes = list(itertools.compress(range(1, len(pages)), map(operator.ne, pages[1:], pages[:-1])))
+    starts = [0, *changes]
+    return list(zip(starts, [*changes, len(pages)], strict=True))
 
 
 def profile_values(
@@ -691,13 +689,16 @@ def _top(counts: Counter[Any], render: Callable[[Any], str]) -> list[tuple[str, 
     if not counts:
         return []
     threshold = max(2, heapq.nlargest(TOP_K, counts.values())[-1])
-    # Filtered in C: most columns have thousands of values and only a few qualify.
-    candidates = list(itertools.compress(counts.keys(), map(threshold.__le__, counts.values())))
-    above = [(render(v), counts[v]) for v in candidates if counts[v] > threshold]
+    # Filtered in C: most columns have thousands of values and only a few qualify. Fewer
+    # than TOP_K values are counted more often than the threshold (it is the TOP_K-th
+    # count); the ties at it are ranked by their text.
+    above = [
+        (render(v), counts[v])
+        for v in itertools.compress(counts.keys(), map(threshold.__lt__, counts.values()))
+    ]
     if len(above) < TOP_K:
-        # Ties at the threshold: only the first ones by text are kept.
-        tied = heapq.nsmallest(TOP_K - len(above), (render(v) for v in candidates if counts[v] == threshold))
-        above.extend((text, threshold) for text in tied)
+        tied = itertools.compress(counts.keys(), map(threshold.__eq__, counts.values()))
+        above.extend((text, threshold) for text in heapq.nsmallest(TOP_K - len(above), map(render, tied)))
     above.sort(key=lambda item: (-item[1], item[0]))
     return above[:TOP_K]
 

@@ -178,9 +178,23 @@ def is_url(v: str) -> bool:
     return URL.fullmatch(v) is not None
 
 
+_OCTET = r"(0|[1-9][0-9]{0,2})"
+_IPV4 = re.compile(rf"{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}(?:/([0-9]{{1,2}}))?")
+
+
 def is_ip(v: str) -> bool:
+    """An IPv4 or IPv6 address, optionally with a prefix: what ipaddress.ip_interface
+    accepts. Dotted quads are checked here (ipaddress costs about 30 us a value, and
+    columns of addresses are checked value by value)."""
+    v = v.strip()
+    quad = _IPV4.fullmatch(v)
+    if quad is not None:
+        octets_ok = all(int(o) <= 255 for o in quad.groups()[:4])
+        return octets_ok and (quad[5] is None or int(quad[5]) <= 32)
+    if ":" not in v and "/" not in v:
+        return False  # no IPv6 without a colon; no other IPv4 form without a prefix
     try:
-        ipaddress.ip_interface(v.strip())
+        ipaddress.ip_interface(v)
     except ValueError:
         return False
     return True
