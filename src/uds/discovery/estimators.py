@@ -26,6 +26,7 @@ profiles.py re-estimates such columns from a larger second sample (docs/discover
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 
 def chao_lin(d: float, fof: Mapping[int, float], q: float) -> float:
@@ -82,12 +83,7 @@ def worth_recounting(d: float, fof: Mapping[int, float], *, q: float, population
     how values repeat (repeat_share of 5 % or more), or it is unsteady. Example: a ZIP
     column, a third unique codes and the rest drawn about twice each, sampled at 12 %:
     steady by its counts, but 12 % under the truth."""
-    if d <= 0 or q >= 1 or population <= d:
-        return False
-    if is_unsteady(d, fof, q=q, population=population):
-        return True
-    estimate = estimate_distinct(d, fof, q=q, population=population)
-    return estimate >= 1.3 * d and repeat_share(d, fof, q) >= 0.05
+    return assess(d, fof, q=q, population=population).recount
 
 
 # Relative standard error above which an estimate is "unsteady": 3 % makes a 10 % error a
@@ -109,19 +105,31 @@ def is_unsteady(d: float, fof: Mapping[int, float], *, q: float, population: flo
     truth lay between the two estimates. A column of unique values (f2 = 0) or one whose
     rare counts are plentiful is steady.
     """
-    if d <= 0 or q >= 1 or population <= d:
-        return False
-    q = max(q, 1e-9)
+    return assess(d, fof, q=q, population=population).unsteady
+
+
+@dataclass(frozen=True, slots=True)
+class Assessment:
+    estimate: float  # estimate_distinct
+    unsteady: bool  # is_unsteady
+    recount: bool  # worth_recounting
+
+
+def assess(d: float, fof: Mapping[int, float], *, q: float, population: float) -> Assessment:
+    """The estimate and both judgements on it, computed once."""
     estimate = estimate_distinct(d, fof, q=q, population=population)
+    if d <= 0 or q >= 1 or population <= d or estimate <= 0:
+        return Assessment(estimate, unsteady=False, recount=False)
+    q = max(q, 1e-9)
     base = min(max(chao_lin(d, fof, q), d), population)
-    if estimate <= 0:
-        return False
+    share = repeat_share(d, fof, q)
     f2, f3, f4 = (fof.get(j, 0) for j in (2, 3, 4))
     variance = 0.0
     if f2 > 0:
-        extrapolated = (base - d) / estimate
-        variance += (repeat_share(d, fof, q) * extrapolated) ** 2 / f2
+        variance += (share * (base - d) / estimate) ** 2 / f2
     correction = estimate - base
     if correction > 0 and f3 > 0 and f4 > 0:
         variance += (correction / estimate) ** 2 * (1 / f3 + 1 / f4)
-    return variance > UNSTEADY_ERROR**2
+    unsteady = variance > UNSTEADY_ERROR**2
+    recount = unsteady or (estimate >= 1.3 * d and share >= 0.05)
+    return Assessment(estimate, unsteady=unsteady, recount=recount)

@@ -31,7 +31,7 @@ from typing import Any
 import asyncpg
 
 from uds.discovery.budget import Budget
-from uds.discovery.estimators import estimate_distinct, is_unsteady, worth_recounting
+from uds.discovery.estimators import assess, estimate_distinct
 from uds.discovery.snapshot import (
     CATALOG,
     CONSTRAINT,
@@ -612,9 +612,8 @@ def profile_values(
                 seen_distinct -= carried
                 fof[1] = fof.get(1, 0) - carried
         non_null_rows = rows * (1 - null_fraction)
-        distinct = estimate_distinct(seen_distinct, fof, q=q, population=non_null_rows)
-        unsteady = is_unsteady(seen_distinct, fof, q=q, population=non_null_rows)
-        recount = unsteady or worth_recounting(seen_distinct, fof, q=q, population=non_null_rows)
+        found = assess(seen_distinct, fof, q=q, population=non_null_rows)
+        distinct, unsteady, recount = found.estimate, found.unsteady, found.recount
         profile.distinct_count = Figure(round(distinct), ESTIMATE, n)
     render = renderer(column)
     top = _top(counts, render)
