@@ -117,8 +117,12 @@ class EventHub:
                     self._dispatch(message)
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.warning("job event subscription lost Redis; reconnecting", exc_info=True)
+            except Exception as exc:
+                # One line per outage; the traceback only at debug level (it says no more).
+                log.warning(
+                    "job event subscription lost Redis (%s: %s); reconnecting", type(exc).__name__, exc
+                )
+                log.debug("job event subscription error", exc_info=True)
                 await self._reconnect()
 
     def _dispatch(self, message: dict[str, Any]) -> None:

@@ -168,8 +168,9 @@ class TenantRegistry:
                         self.forget(data)
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.warning("tenant change listener lost Redis; retrying", exc_info=True)
+            except Exception as exc:
+                log.warning("tenant change listener lost Redis (%s: %s); retrying", type(exc).__name__, exc)
+                log.debug("tenant change listener error", exc_info=True)
                 self.forget(ALL)
                 await asyncio.sleep(1.0)
             finally:
