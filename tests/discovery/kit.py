@@ -47,3 +47,13 @@ async def drop_database(admin: ConnectionParams, name: str) -> None:
         await conn.execute(f'drop database if exists "{name}" with (force)')
     finally:
         await conn.close()
+
+
+async def execute(params: ConnectionParams, *statements: str) -> None:
+    """Run statements on `params`' database, one after the other, on a connection of their own."""
+    conn = await asyncpg.connect(**connect_args(params))
+    try:
+        for statement in statements:
+            await conn.execute(statement)
+    finally:
+        await conn.close()

@@ -5,16 +5,14 @@ path against a real PostgreSQL."""
 from __future__ import annotations
 
 import random
-import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
 
 import asyncpg
 import pytest
 
-from discovery.kit import OPEN, TEST_OPTIONS, connect_args, create_database, drop_database
+from discovery.kit import OPEN, TEST_OPTIONS, connect_args, execute
 from uds.datasources.connect import SourceLimits
 from uds.datasources.params import ConnectionParams
 from uds.discovery.budget import Budget
@@ -178,43 +176,36 @@ def test_top_values_break_ties_by_text_and_skip_values_seen_once() -> None:
 
 
 @pytest.fixture
-async def odd(admin_params: ConnectionParams) -> AsyncIterator[ConnectionParams]:
+async def odd(scratch: ConnectionParams) -> ConnectionParams:
     """A database with one table of 30 000 rows: a ZIP-like column (a third unique, the
     rest drawn from 30 000 codes), a clustered column, and timestamps including the
     infinities, NULLs and fractional seconds."""
-    name = f"uds_odd_{uuid.uuid4().hex[:8]}"
-    await create_database(admin_params, name)
-    params = admin_params.with_database(name)
-    conn = await asyncpg.connect(**connect_args(params))
-    try:
-        await conn.execute(
-            """
-            create schema shop;
-            create table shop.places (
-              id int primary key,
-              zip text,
-              visit int,
-              seen_at timestamptz,
-              local_at timestamp
-            );
-            insert into shop.places
-            select i,
-                   case when i % 3 = 0 then 'u' || i
-                        else lpad((abs(hashint4(i)) % 30000)::text, 5, '0') end,
-                   i / 7,
-                   case when i = 5 then 'infinity'::timestamptz
-                        when i = 6 then '-infinity'::timestamptz
-                        when i % 10 = 0 then null
-                        else timestamptz '2024-02-29 12:00:00.5+00' + i * interval '1.25 seconds' end,
-                   timestamp '2001-01-01' + i * interval '1 minute'
-            from generate_series(1, 30000) i;
-            alter table shop.places set (autovacuum_enabled = false);
-            """
-        )
-        yield params
-    finally:
-        await conn.close()
-        await drop_database(admin_params, name)
+    await execute(
+        scratch,
+        """
+        create schema shop;
+        create table shop.places (
+          id int primary key,
+          zip text,
+          visit int,
+          seen_at timestamptz,
+          local_at timestamp
+        );
+        insert into shop.places
+        select i,
+               case when i % 3 = 0 then 'u' || i
+                    else lpad((abs(hashint4(i)) % 30000)::text, 5, '0') end,
+               i / 7,
+               case when i = 5 then 'infinity'::timestamptz
+                    when i = 6 then '-infinity'::timestamptz
+                    when i % 10 = 0 then null
+                    else timestamptz '2024-02-29 12:00:00.5+00' + i * interval '1.25 seconds' end,
+               timestamp '2001-01-01' + i * interval '1 minute'
+        from generate_series(1, 30000) i;
+        alter table shop.places set (autovacuum_enabled = false);
+        """,
+    )
+    return scratch
 
 
 SAMPLED = replace(
@@ -312,51 +303,42 @@ async def test_timestamps_keep_their_extremes_and_infinities(odd: ConnectionPara
 
 
 async def test_a_recount_over_the_statement_timeout_keeps_the_sample_figures(
-    admin_params: ConnectionParams,
+    scratch: ConnectionParams,
 ) -> None:
     # A column whose text form takes about a millisecond a value: the 10 % sample reads
     # in well under the timeout, the recount of all 3 000 rows cannot.
-    name = f"uds_slow_{uuid.uuid4().hex[:8]}"
-    await create_database(admin_params, name)
-    params = admin_params.with_database(name)
-    try:
-        conn = await asyncpg.connect(**connect_args(params))
-        try:
-            await conn.execute(
-                """
-                create schema shop;
-                create type shop.pair as (a int, b int);
-                create function shop.pair_text(shop.pair) returns text language plpgsql immutable as
-                  $$ begin perform pg_sleep(0.0002); return ($1).a || '/' || ($1).b; end $$;
-                create cast (shop.pair as text) with function shop.pair_text(shop.pair);
-                create table shop.pairs (id int primary key, p shop.pair, pad text);
-                insert into shop.pairs
-                select i, case when i % 3 = 0 then row(i, 0)::shop.pair
-                               else row(abs(hashint4(i)) % 1000, 1)::shop.pair end,
-                       repeat('x', 400)  -- about 16 rows a page: the sample draws many pages
-                from generate_series(1, 3000) i;
-                alter table shop.pairs set (autovacuum_enabled = false);
-                """
-            )
-            await conn.execute("vacuum shop.pairs")  # row count known, no pg_stats
-        finally:
-            await conn.close()
-        options = replace(
-            TEST_OPTIONS,
-            profile=replace(
-                TEST_OPTIONS.profile, sample_rows=300, exact_rows=100, min_sample_rows=50, refine_rows=0
-            ),
-        )
-        limits = SourceLimits(connect_timeout=5, statement_timeout_ms=2_000, lock_timeout_ms=500)
-        snapshot = await discover(
-            params, budget=Budget(rows=100_000), guard=OPEN, options=options, limits=limits
-        )
-        pairs = snapshot.table("shop", "pairs")
-        assert pairs is not None and pairs.profile_method == "sample", pairs
-        pair = pairs.column("p")
-        assert pair is not None and pair.profile is not None
-        assert pair.profile.distinct_count is not None and pair.profile.distinct_count.method == ESTIMATE
-        assert pair.profile.null_fraction is not None
-        assert any("recount" in w and "statement timeout" in w for w in pairs.warnings), pairs.warnings
-    finally:
-        await drop_database(admin_params, name)
+    await execute(
+        scratch,
+        """
+        create schema shop;
+        create type shop.pair as (a int, b int);
+        create function shop.pair_text(shop.pair) returns text language plpgsql immutable as
+          $$ begin perform pg_sleep(0.0002); return ($1).a || '/' || ($1).b; end $$;
+        create cast (shop.pair as text) with function shop.pair_text(shop.pair);
+        create table shop.pairs (id int primary key, p shop.pair, pad text);
+        insert into shop.pairs
+        select i, case when i % 3 = 0 then row(i, 0)::shop.pair
+                       else row(abs(hashint4(i)) % 1000, 1)::shop.pair end,
+               repeat('x', 400)  -- about 16 rows a page: the sample draws many pages
+        from generate_series(1, 3000) i;
+        alter table shop.pairs set (autovacuum_enabled = false);
+        """,
+        "vacuum shop.pairs",  # row count known, no pg_stats
+    )
+    options = replace(
+        TEST_OPTIONS,
+        profile=replace(
+            TEST_OPTIONS.profile, sample_rows=300, exact_rows=100, min_sample_rows=50, refine_rows=0
+        ),
+    )
+    limits = SourceLimits(connect_timeout=5, statement_timeout_ms=2_000, lock_timeout_ms=500)
+    snapshot = await discover(
+        scratch, budget=Budget(rows=100_000), guard=OPEN, options=options, limits=limits
+    )
+    pairs = snapshot.table("shop", "pairs")
+    assert pairs is not None and pairs.profile_method == "sample", pairs
+    pair = pairs.column("p")
+    assert pair is not None and pair.profile is not None
+    assert pair.profile.distinct_count is not None and pair.profile.distinct_count.method == ESTIMATE
+    assert pair.profile.null_fraction is not None
+    assert any("recount" in w and "statement timeout" in w for w in pairs.warnings), pairs.warnings

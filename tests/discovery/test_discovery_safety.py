@@ -13,7 +13,7 @@ from dataclasses import replace
 import asyncpg
 import pytest
 
-from discovery.kit import OPEN, TEST_OPTIONS, connect_args, drop_database
+from discovery.kit import OPEN, TEST_OPTIONS, connect_args, drop_database, execute
 from uds.datasources.connect import SourceLimits, open_source
 from uds.datasources.errors import SourceAccessDenied, SourceGone, SourceTimeout, SourceUnreachable
 from uds.datasources.params import ConnectionParams
@@ -45,15 +45,6 @@ async def role(admin_params: ConnectionParams) -> AsyncIterator[str]:
         yield name
     finally:
         await conn.execute(f"drop role if exists {name}")
-        await conn.close()
-
-
-async def execute(params: ConnectionParams, *statements: str) -> None:
-    conn = await asyncpg.connect(**connect_args(params))
-    try:
-        for statement in statements:
-            await conn.execute(statement)
-    finally:
         await conn.close()
 
 
