@@ -36,24 +36,31 @@ EXACT, STATS, SAMPLE, ESTIMATE, CONSTRAINT, INDEX, CATALOG, SKIPPED = (
     "skipped",
 )
 
-# Semantic types (CatalogColumn.semanticType) and which of them hold personal data.
-SEMANTIC_TYPES = (
-    "email",
-    "phone",
-    "url",
-    "ip_address",
-    "card_number",
-    "person_name",
-    "country",
-    "currency",
-    "money",
-    "postal_code",
-    "category",
-    "identifier",
-    "created_at",
-    "updated_at",
-)
-PII_TYPES = frozenset({"email", "phone", "ip_address", "card_number", "person_name"})
+# Semantic types (CatalogColumn.semanticType), by family: what analysis (dashboards, the
+# MCP catalog) may do with a column. A measure is summed or averaged; a time is an axis;
+# a category or geo value is something to group by; a label names one entity (shown, not
+# grouped); an identifier is counted; PII is only ever counted.
+SEMANTIC_FAMILIES: dict[str, tuple[str, ...]] = {
+    "measure": ("money", "quantity", "percentage", "duration", "measure"),
+    "time": ("created_at", "updated_at", "event_time"),
+    "category": ("category",),
+    "label": ("label",),
+    "identifier": ("identifier",),
+    "flag": ("boolean_flag",),
+    "geo": ("country", "city", "postal_code", "latitude", "longitude"),
+    "code": ("currency", "url"),
+    "pii": ("email", "phone", "ip_address", "card_number", "person_name"),
+}
+SEMANTIC_TYPES = tuple(t for types in SEMANTIC_FAMILIES.values() for t in types)
+_FAMILY_OF = {t: family for family, types in SEMANTIC_FAMILIES.items() for t in types}
+
+
+def semantic_family(semantic_type: str | None) -> str | None:
+    """The family of a semantic type (see SEMANTIC_FAMILIES), or None if it has none."""
+    return _FAMILY_OF.get(semantic_type) if semantic_type else None
+
+
+PII_TYPES = frozenset(SEMANTIC_FAMILIES["pii"])
 
 
 @dataclass(slots=True)
