@@ -18,7 +18,7 @@ from uds.api.view import GraphQLView
 from uds.auth.middleware import AuthMiddleware
 from uds.auth.oauth import token_endpoint
 from uds.limits import BodyLimitMiddleware
-from uds.observability.exposition import metrics_route
+from uds.observability.exposition import MetricsEndpoint
 from uds.observability.metrics import configure_metrics
 from uds.observability.middleware import observe_middleware
 from uds.observability.multiprocess import process_stopped
@@ -79,12 +79,12 @@ def create_app(settings: Settings) -> Starlette:
             Route("/readyz", readyz),
             Route("/.well-known/jwks.json", jwks),
             Route("/oauth/token", token_endpoint, methods=["POST"]),
-            *([metrics_route(settings)] if settings.metrics_enabled else []),
         ],
         middleware=[
             # Outermost: request id, log context and request metrics (and the trace's
             # server span when tracing is on) cover everything below, refusals included.
             Middleware(observe_middleware, metrics_on=settings.metrics_enabled),
+            *([Middleware(MetricsEndpoint, settings=settings)] if settings.metrics_enabled else []),
             Middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes),
             Middleware(AuthMiddleware),
             Middleware(TenantMiddleware),

@@ -191,6 +191,7 @@ async def cancel_job(session: AsyncSession, *, job_id: uuid.UUID) -> tuple[JobSt
     if state.status == QUEUED:
         event = await finish(session, job_id, status=CANCELLED, message="cancelled before it started")
         assert event is not None
+        metrics.job_ended(state.kind, tenant_of(session), CANCELLED)
         return event.job, event
     if state.status == RUNNING:
         if not state.cancel_requested:
