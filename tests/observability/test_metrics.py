@@ -46,17 +46,25 @@ async def test_requests_are_counted_by_operation_type_and_outcome(obs_server: Se
         delta(before, after, requests, operation="ObsDenied", type="query", outcome="FORBIDDEN", tenant=slug)
         == 2
     )
-    assert (
-        delta(before, after, requests, operation="anonymous", type="query", outcome="OK", tenant=slug) == 1
-    )
+    assert delta(before, after, requests, operation="anonymous", type="query", outcome="OK", tenant=slug) == 1
     # Refused by the auth middleware, before GraphQL: no operation, no tenant yet.
     assert (
-        delta(before, after, requests, operation="unknown", type="unknown", outcome="UNAUTHENTICATED", tenant="")
+        delta(
+            before, after, requests, operation="unknown", type="unknown", outcome="UNAUTHENTICATED", tenant=""
+        )
         == 1
     )
     # Unparsable: GraphQL answered, but no operation was ever known.
     assert (
-        delta(before, after, requests, operation="unknown", type="unknown", outcome="BAD_USER_INPUT", tenant=slug)
+        delta(
+            before,
+            after,
+            requests,
+            operation="unknown",
+            type="unknown",
+            outcome="BAD_USER_INPUT",
+            tenant=slug,
+        )
         == 1
     )
     assert delta(before, after, requests, operation="/healthz", type="http", outcome="OK", tenant="") == 1
@@ -92,8 +100,18 @@ async def test_operation_names_are_bounded(obs_settings: Settings, obs_server: S
             if name == "uds_requests_total" and dict(labels)["operation"].startswith("Obs")
         }
         assert {"ObsOne", "ObsTwo"} <= counted and not counted & {"ObsThree", "ObsFour"}
-        assert delta(before, after, "uds_requests_total", operation="ObsOne", type="query", outcome="OK", tenant="") == 2
-        assert delta(before, after, "uds_requests_total", operation="other", type="query", outcome="OK", tenant="") == 2
+        assert (
+            delta(
+                before, after, "uds_requests_total", operation="ObsOne", type="query", outcome="OK", tenant=""
+            )
+            == 2
+        )
+        assert (
+            delta(
+                before, after, "uds_requests_total", operation="other", type="query", outcome="OK", tenant=""
+            )
+            == 2
+        )
     metrics.configure_metrics(obs_settings)
 
 
@@ -118,7 +136,9 @@ async def test_jobs_are_counted_by_kind_and_status_with_their_durations(
     assert delta(before, after, seconds, kind="tenant.stats", status="succeeded") == 1
     assert delta(before, after, seconds, kind="tenant.stats", status="failed") == 1
     assert delta(before, after, "uds_job_admission_wait_seconds_count", plan="free") == 2
-    assert after.value("uds_jobs_running", kind="tenant.stats") == before.value("uds_jobs_running", kind="tenant.stats")
+    assert after.value("uds_jobs_running", kind="tenant.stats") == before.value(
+        "uds_jobs_running", kind="tenant.stats"
+    )
     assert after.value("uds_job_queue_depth", plan="free") == 0, "the sweeper reported every plan"
 
 
@@ -132,7 +152,9 @@ async def test_subscriptions_are_counted_while_open(obs_server: Server) -> None:
 
     async def follow() -> None:
         async with ws_client(obs_server, token, slug) as session:
-            async for result in session.subscribe(GraphQLRequest(EVENTS, variable_values={"id": str(job.id)})):
+            async for result in session.subscribe(
+                GraphQLRequest(EVENTS, variable_values={"id": str(job.id)})
+            ):
                 seen.append(result["jobEvents"])
                 first.set()
 
@@ -148,7 +170,18 @@ async def test_subscriptions_are_counted_while_open(obs_server: Server) -> None:
     assert during.value("uds_subscriptions") == before.value("uds_subscriptions") + 1
     assert after.value("uds_subscriptions") == before.value("uds_subscriptions")
     assert delta(before, after, "uds_jobs_total", kind="tenant.stats", status="cancelled", tenant=slug) == 1
-    assert delta(before, after, "uds_requests_total", operation="ObsCancel", type="mutation", outcome="OK", tenant=slug) == 1
+    assert (
+        delta(
+            before,
+            after,
+            "uds_requests_total",
+            operation="ObsCancel",
+            type="mutation",
+            outcome="OK",
+            tenant=slug,
+        )
+        == 1
+    )
 
 
 async def test_pool_waits_and_use_are_gauged(obs_settings: Settings) -> None:

@@ -58,7 +58,9 @@ def test_allow_list_matching() -> None:
         assert refusal is not None and refusal.code == "FORBIDDEN", outside
 
 
-async def test_metrics_off_means_no_endpoint_and_no_counting(obs_settings: Settings, obs_server: Server) -> None:
+async def test_metrics_off_means_no_endpoint_and_no_counting(
+    obs_settings: Settings, obs_server: Server
+) -> None:
     async for server in start_server(replace(obs_settings, metrics_enabled=False)):
         assert (await server.http.get(f"{server.url}/metrics")).status_code == 404
         before = parse(metrics.exposition().decode())
