@@ -91,7 +91,7 @@ async def start_job(
     queued = await emit(session, job_id, key="queued", type="queued", message="queued")
     assert queued is not None
     try:
-        admission = await services.queue.submit(tenant, job_id, cap=cap)
+        admission = await services.queue.submit(tenant, job_id, cap=cap, kind=kind)
     except (RedisError, OSError) as exc:
         metrics.redis_error("job_queue")
         log.warning("could not enqueue job %s of %s: %s", job_id, tenant, exc)
