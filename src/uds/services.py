@@ -15,6 +15,7 @@ from uds.db import make_engine
 from uds.jobs.hub import EventHub
 from uds.jobs.queue import JobQueue
 from uds.policies import PolicyEngine, open_engine
+from uds.ratelimit import RateLimiter
 from uds.settings import Settings
 from uds.tenants.registry import TenantRegistry
 
@@ -33,6 +34,8 @@ class Services:
     events: EventHub = field(init=False)
     # Data source passwords at rest (uds.datasources.credentials); from UDS_SECRET_KEYS.
     credentials: CredentialCipher = field(init=False)
+    # Rate limits (uds.ratelimit): its own Redis client, with short timeouts, failing open.
+    limiter: RateLimiter = field(init=False)
 
     @classmethod
     async def start(cls, settings: Settings) -> Services:
@@ -58,6 +61,12 @@ class Services:
         services.queue = JobQueue(settings)
         services.events = EventHub(redis)
         services.credentials = credentials
+        services.limiter = RateLimiter(
+            settings.redis_url,
+            prefix=settings.redis_prefix,
+            timeout=settings.rate_limit_timeout_seconds,
+            enabled=settings.rate_limits,
+        )
         await registry.start()
         return services
 
@@ -66,6 +75,7 @@ class Services:
         await self.events.close()
         await self.queue.close()
         await self.policy.aclose()
+        await self.limiter.aclose()
         await self.verifier.aclose()
         with contextlib.suppress(Exception):
             await self.redis.aclose()

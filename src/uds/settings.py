@@ -75,10 +75,28 @@ class Settings:
     source_statement_timeout_ms: int = 30_000  # per statement UDS runs on a data source
     source_lock_timeout_ms: int = 2_000  # longest wait for a lock on a data source
     discovery_time_budget_seconds: float = 900.0  # one discovery run, at most
+    # Limits and hardening (docs/limits.md). Rate limits per tenant and member come from the
+    # plan; these cover requests without a tenant (per principal, or per client address).
+    rate_limits: bool = True
+    platform_requests_per_second: int = 50
+    platform_request_burst: int = 100
+    rate_limit_timeout_seconds: float = 0.25  # longest wait for Redis before serving anyway
+    max_query_cost: int = 10_000
+    cost_list_size: int = 20  # assumed length of a list field that has no `first` argument
+    allow_introspection: bool | None = None  # None: on in dev, off in prod
+    cors_origins: tuple[str, ...] = ()
+    # Domain events (docs/events.md): outbox relayed to the Redis stream `<redis_prefix>events`.
+    events_maxlen: int = 100_000  # approximate length the stream is trimmed to
+    events_relay_interval_seconds: float = 1.0  # how often a relay looks at the outbox
+    event_source: str = "/uds"  # CloudEvents `source` prefix of this deployment
 
     @property
     def dev(self) -> bool:
         return self.mode == "dev"
+
+    @property
+    def introspection(self) -> bool:
+        return self.dev if self.allow_introspection is None else self.allow_introspection
 
     def with_servers(self, *, database_url: str, redis_url: str) -> Settings:
         """A copy pointing at the given servers (used once embedded servers are up)."""
@@ -115,6 +133,17 @@ class Settings:
             source_statement_timeout_ms=_int(env, "UDS_SOURCE_STATEMENT_TIMEOUT_MS", 30_000),
             source_lock_timeout_ms=_int(env, "UDS_SOURCE_LOCK_TIMEOUT_MS", 2_000),
             discovery_time_budget_seconds=_float(env, "UDS_DISCOVERY_TIME_BUDGET", 900.0),
+            rate_limits=_bool(env, "UDS_RATE_LIMITS", True),
+            platform_requests_per_second=_int(env, "UDS_PLATFORM_RATE_LIMIT", 50),
+            platform_request_burst=_int(env, "UDS_PLATFORM_RATE_BURST", 100),
+            rate_limit_timeout_seconds=_float(env, "UDS_RATE_LIMIT_TIMEOUT", 0.25),
+            max_query_cost=_int(env, "UDS_MAX_QUERY_COST", 10_000),
+            cost_list_size=_int(env, "UDS_COST_LIST_SIZE", 20),
+            allow_introspection=_bool(env, "UDS_ALLOW_INTROSPECTION", None),
+            cors_origins=_origins(env),
+            events_maxlen=_int(env, "UDS_EVENTS_MAXLEN", 100_000, minimum=100),
+            events_relay_interval_seconds=_float(env, "UDS_EVENTS_RELAY_INTERVAL", 1.0),
+            event_source=_event_source(env),
         )
 
 
@@ -125,6 +154,35 @@ def _allowed_hosts(env: Mapping[str, str]) -> tuple[str, ...]:
     entries = tuple(e.strip() for e in env.get("UDS_ALLOWED_SOURCE_HOSTS", "").split(",") if e.strip())
     parse_allow_list(entries)  # ConfigError on a malformed entry
     return entries
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool | None) -> bool | None:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be on or off (true/false, 1/0), not {raw!r}")
+
+
+def _origins(env: Mapping[str, str]) -> tuple[str, ...]:
+    """UDS_CORS_ORIGINS: comma-separated origins (scheme://host[:port]) allowed by CORS."""
+    origins = tuple(o.strip().rstrip("/") for o in env.get("UDS_CORS_ORIGINS", "").split(",") if o.strip())
+    for origin in origins:
+        if origin == "*":
+            raise ConfigError("UDS_CORS_ORIGINS must list origins; '*' is not allowed with credentials")
+        if not re.fullmatch(r"https?://[A-Za-z0-9.-]+(:\d{1,5})?", origin):
+            raise ConfigError(f"UDS_CORS_ORIGINS: {origin!r} is not an origin like https://app.example")
+    return origins
+
+
+def _event_source(env: Mapping[str, str]) -> str:
+    value = env.get("UDS_EVENT_SOURCE", "").strip() or "/uds"
+    if not re.fullmatch(r"[A-Za-z0-9:/._~-]{1,200}", value):
+        raise ConfigError("UDS_EVENT_SOURCE must be a URI reference such as /uds or urn:uds:prod")
+    return value.rstrip("/") or "/uds"
 
 
 def _redis_prefix(env: Mapping[str, str]) -> str:

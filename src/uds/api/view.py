@@ -27,12 +27,14 @@ from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 from strawberry.types.unset import UNSET, UnsetType
 
+from uds.api.admission import CONNECT_WEIGHT
 from uds.api.context import Context
 from uds.api.loaders import Loaders
 from uds.auth.middleware import bearer_principal
 from uds.db import TransactionScope
 from uds.errors import BadUserInput, QueryTooComplex, UdsError
 from uds.http import send_error
+from uds.ratelimit import subject_key
 from uds.services import Services
 from uds.tenants.routing import resolve_tenant
 
@@ -75,7 +77,26 @@ class GraphQLView(GraphQL[Context, None]):
         except UdsError:
             raise ConnectionRejectionError() from None
         context.principal, context.tenant, context.tenant_role = principal, tenant, role
+        await self._admit_connection(context)
         return UNSET
+
+    async def _admit_connection(self, context: Context) -> None:
+        """Charge the connect to the caller's rate limit and take one of the member's
+        connection slots (plan limit max_ws_connections_per_member); refuse otherwise."""
+        try:
+            await self.schema.gate.charge(context, CONNECT_WEIGHT)  # type: ignore[attr-defined]
+        except UdsError:
+            raise ConnectionRejectionError() from None
+        tenant, principal = context.tenant, context.principal
+        assert tenant is not None and principal is not None
+        limiter = self.services.limiter
+        cap = self.schema.gate.limits(tenant)["max_ws_connections_per_member"]  # type: ignore[attr-defined]
+        key = limiter.key("ws", str(tenant.id), subject_key(principal.subject))
+        lease = await limiter.acquire_connection(key, cap)
+        if lease is False:
+            raise ConnectionRejectionError()
+        if isinstance(lease, str):
+            context.ws_lease = (key, lease)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
@@ -94,6 +115,8 @@ class GraphQLView(GraphQL[Context, None]):
             if ctx is not None:
                 await ctx.tx.rollback()
                 await ctx.tx.close()
+                if ctx.ws_lease is not None:
+                    await self.services.limiter.release_connection(*ctx.ws_lease)
 
     async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> Context:
         scope = request.scope
@@ -106,6 +129,7 @@ class GraphQLView(GraphQL[Context, None]):
             tenant_role=scope.get("tenant_role"),
             tx=tx,
             loaders=Loaders(tx),
+            response=response,
         )
         scope[CONTEXT_KEY] = ctx
         return ctx
@@ -141,6 +165,7 @@ class GraphQLView(GraphQL[Context, None]):
         original = error.original_error
         if isinstance(original, UdsError):
             formatted = _error_dict(original.message, original.code, original.reasons)
+            formatted["extensions"].update(original.extensions)
         elif original is None:
             code = QueryTooComplex.code if TOO_COMPLEX.search(error.message) else BadUserInput.code
             message = error.message if self.services.settings.dev else _SUGGESTION.sub("", error.message)
