@@ -18,6 +18,10 @@ from uds.api.view import GraphQLView
 from uds.auth.middleware import AuthMiddleware
 from uds.auth.oauth import token_endpoint
 from uds.limits import BodyLimitMiddleware
+from uds.observability.exposition import metrics_route
+from uds.observability.metrics import configure_metrics
+from uds.observability.middleware import observe_middleware
+from uds.observability.multiprocess import process_stopped
 from uds.runtime import collect_less_often, settle_heap
 from uds.services import Services
 from uds.settings import Settings
@@ -29,6 +33,7 @@ READY_TIMEOUT = 2.0
 def create_app(settings: Settings) -> Starlette:
     """The UDS ASGI app for servers named in `settings` (database and Redis URLs set)."""
     endpoint = _GraphQLEndpoint()
+    configure_metrics(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
@@ -41,6 +46,7 @@ def create_app(settings: Settings) -> Starlette:
             yield {"services": services}
         finally:
             await services.close()
+            process_stopped()
 
     async def healthz(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
@@ -73,8 +79,12 @@ def create_app(settings: Settings) -> Starlette:
             Route("/readyz", readyz),
             Route("/.well-known/jwks.json", jwks),
             Route("/oauth/token", token_endpoint, methods=["POST"]),
+            *([metrics_route(settings)] if settings.metrics_enabled else []),
         ],
         middleware=[
+            # Outermost: request id, log context and request metrics (and the trace's
+            # server span when tracing is on) cover everything below, refusals included.
+            Middleware(observe_middleware, metrics_on=settings.metrics_enabled),
             Middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes),
             Middleware(AuthMiddleware),
             Middleware(TenantMiddleware),
@@ -107,5 +117,11 @@ async def _check(awaitable: Any) -> bool:
 
 def app_from_env() -> Starlette:
     """Factory for `uvicorn --factory uds.app:app_from_env` (servers from UDS_* variables)."""
+    from uds.observability.logging import configure_logging
+    from uds.observability.tracing import setup_tracing
+
     collect_less_often()  # this process is a server
-    return create_app(Settings.from_env())
+    settings = Settings.from_env()
+    configure_logging(settings)
+    setup_tracing(settings, service_name="uds-api")
+    return create_app(settings)

@@ -293,7 +293,22 @@ def _schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def _observe_process(*, shared_metrics: bool) -> Settings:
+    """A server or worker process's logging, before anything else runs: JSON or text lines
+    (uds.observability.logging), and with `shared_metrics` prometheus-client's multiprocess
+    directory (before prometheus-client is first imported; uds.observability.multiprocess)."""
+    from uds.observability.logging import configure_logging
+    from uds.observability.multiprocess import use_directory
+
+    settings = Settings.from_env()
+    if shared_metrics:
+        use_directory(settings.data_dir / "metrics")
+    configure_logging(settings)
+    return settings
+
+
 def _serve(args: argparse.Namespace) -> int:
+    _observe_process(shared_metrics=args.workers > 1)
     servers = _resolved()
     try:
         _run_uvicorn(servers.settings, args.host, args.port, workers=args.workers)
@@ -303,12 +318,15 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
-    import logging
-
+    from uds.observability.multiprocess import directory
+    from uds.observability.tracing import setup_tracing
     from uds.runtime import collect_less_often
     from uds.workers.settings import serve
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Metrics go to the API's multiprocess directory when one is set (same host), else
+    # to this worker's own /metrics port (UDS_WORKER_METRICS_PORT): docs/observability.md.
+    settings = _observe_process(shared_metrics=directory() is not None)
+    setup_tracing(settings, service_name="uds-worker")
     servers = _resolved()
     collect_less_often()  # this process is a worker: see uds.runtime
     try:
@@ -362,6 +380,8 @@ def _resolved() -> Any:
 def _up(args: argparse.Namespace) -> int:
     from uds.auth.keys import SigningKey
 
+    # One metrics directory for the API and the worker it spawns: /metrics shows both.
+    _observe_process(shared_metrics=True)
     servers = _resolved()
     settings = servers.settings
     try:
@@ -506,6 +526,7 @@ def _run_uvicorn(settings: Settings, host: str, port: int, *, workers: int = 1) 
 
     _exit_on_sigterm()
     from uds.app import create_app
+    from uds.observability.tracing import setup_tracing
     from uds.runtime import collect_less_often
 
     if workers > 1:
@@ -521,10 +542,20 @@ def _run_uvicorn(settings: Settings, host: str, port: int, *, workers: int = 1) 
             loop="uvloop",
             http="httptools",
             log_level="info",
+            log_config=None,  # keep the handler of uds.observability.logging
         )
         return
     collect_less_often()  # this process is a server: see uds.runtime
-    uvicorn.run(create_app(settings), host=host, port=port, loop="uvloop", http="httptools", log_level="info")
+    setup_tracing(settings, service_name="uds-api")
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        log_level="info",
+        log_config=None,  # keep the handler of uds.observability.logging
+    )
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from sqlalchemy import DateTime, MetaData, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
 
+from uds.observability.dbpool import ObservedPool
 from uds.settings import Settings
 from uds.tenants.slugs import CORE_SCHEMA, tenant_schema
 
@@ -61,6 +62,7 @@ def make_engine(settings: Settings, *, pool_size: int | None = None) -> AsyncEng
         pool_size=size,
         max_overflow=0 if pool_size else size,
         pool_recycle=1800,
+        poolclass=ObservedPool,  # connections in use and waits, as metrics
         connect_args={"server_settings": {"application_name": "uds"}},
     )
 

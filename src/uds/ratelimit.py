@@ -11,8 +11,8 @@ share one notion of now.
 
 Redis unreachable or slow: requests are served (fail open, for rate limits only). The
 first failure opens a breaker for BREAKER_SECONDS, during which Redis is not asked at all
-(no added latency per request), is logged once, and counted in `redis_errors` and by the
-hooks in `REDIS_ERROR_HOOKS` (metrics register theirs there).
+(no added latency per request), is logged once, and counted (`uds_redis_errors` with
+component "rate_limiter", and `RateLimiter.redis_errors`).
 
 WebSocket connections are capped per member with leases: a sorted set per member of
 connection ids scored by lease expiry, renewed by the process holding them, so a process
@@ -28,18 +28,18 @@ import logging
 import math
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from uds.observability import metrics
+
 log = logging.getLogger(__name__)
 
 BREAKER_SECONDS = 1.0
 LEASE_SECONDS = 60.0
-# Called with the exception on every Redis failure of the limiter (metrics hook in here).
-REDIS_ERROR_HOOKS: list[Callable[[BaseException], None]] = []
 
 # KEYS: the buckets. ARGV[1]: weight; then per bucket its emission interval (microseconds
 # per unit) and its burst (units). Returns {allowed, retry_after_us, tightest bucket index,
@@ -225,8 +225,7 @@ class RateLimiter:
 
     def _failed(self, exc: BaseException) -> None:
         self.redis_errors += 1
-        for hook in REDIS_ERROR_HOOKS:
-            hook(exc)
+        metrics.redis_error("rate_limiter")
         if not self._broken():
             log.warning(
                 "rate limits: Redis unavailable (%s); serving requests unlimited for %.0f s",

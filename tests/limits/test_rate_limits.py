@@ -20,6 +20,7 @@ import pytest
 
 from conftest import Server, make_tenant, start_server
 from private_redis import PrivateRedis
+from uds.observability.metrics import REDIS_ERRORS
 from uds.ratelimit import Bucket, RateLimiter
 from uds.settings import Settings
 
@@ -220,6 +221,7 @@ async def test_redis_stopped_requests_are_still_served(
     token = limited.token("ana@acme")
     before = await read(limited, token, slug)
     assert before.status_code == 200 and "ratelimit-remaining" in before.headers
+    errors = REDIS_ERRORS.labels("rate_limiter")._value.get()
     redis.stop()
     with caplog.at_level(logging.WARNING, logger="uds.ratelimit"):
         responses = [await read(limited, token, slug) for _ in range(5)]
@@ -227,4 +229,5 @@ async def test_redis_stopped_requests_are_still_served(
     assert all(r.json()["data"]["tenant"]["slug"] == slug for r in responses)
     assert all("ratelimit-remaining" not in r.headers for r in responses)  # nothing was counted
     assert limited.services.limiter.redis_errors >= 1
+    assert REDIS_ERRORS.labels("rate_limiter")._value.get() > errors  # the metric counts it
     assert any("Redis unavailable" in r.getMessage() for r in caplog.records)

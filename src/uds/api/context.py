@@ -13,7 +13,8 @@ from starlette.websockets import WebSocket
 from uds.api.loaders import Loaders
 from uds.auth.principal import Principal
 from uds.db import TransactionScope
-from uds.errors import Forbidden, TenantRequired, Unauthenticated
+from uds.errors import Forbidden, PolicyUnavailable, TenantRequired, Unauthenticated
+from uds.observability import metrics, tracing
 from uds.observability.audit import record_denial
 from uds.policies import ACTIONS, Decision, PolicyInput, TenantFacts
 from uds.services import Services
@@ -73,15 +74,22 @@ class Context:
         rule = ACTIONS.get(action)
         if rule is not None and rule.scope == "tenant":
             self.require_tenant()
-        return await self.services.policy.decide(
-            PolicyInput(
-                principal=self.principal,
-                action=action,
-                tenant_role=self.tenant_role,
-                tenant=TenantFacts.from_record(self.tenant) if self.tenant else None,
-                resource=resource or {},
-            )
-        )
+        with tracing.span("policy", action=action):
+            try:
+                decision = await self.services.policy.decide(
+                    PolicyInput(
+                        principal=self.principal,
+                        action=action,
+                        tenant_role=self.tenant_role,
+                        tenant=TenantFacts.from_record(self.tenant) if self.tenant else None,
+                        resource=resource or {},
+                    )
+                )
+            except PolicyUnavailable:
+                metrics.policy_decision(action, "error")
+                raise
+        metrics.policy_decision(action, "allow" if decision.allow else "deny")
+        return decision
 
     async def authorize(self, action: str, resource: dict[str, Any] | None = None) -> None:
         """Raise Forbidden (with the policy's reasons) unless the action is allowed."""

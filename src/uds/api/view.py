@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import re
-import uuid
 from typing import Any
 
 from cross_web import HTTPException
@@ -34,6 +33,14 @@ from uds.auth.middleware import bearer_principal
 from uds.db import TransactionScope
 from uds.errors import BadUserInput, QueryTooComplex, UdsError
 from uds.http import send_error
+from uds.observability import tracing
+from uds.observability.activity import (
+    current_request_id,
+    new_request_id,
+    note_identity,
+    note_operation,
+    note_outcome,
+)
 from uds.ratelimit import subject_key
 from uds.services import Services
 from uds.tenants.routing import resolve_tenant
@@ -58,6 +65,7 @@ class GraphQLView(GraphQL[Context, None]):
             **kwargs,
         )
         self.services = services
+        tracing.trace_root_fields(self.schema._schema)  # a span per root field; only when on
 
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
         """graphql-transport-ws `connection_init`: who is calling, and in which tenant.
@@ -77,6 +85,7 @@ class GraphQLView(GraphQL[Context, None]):
         except UdsError:
             raise ConnectionRejectionError() from None
         context.principal, context.tenant, context.tenant_role = principal, tenant, role
+        note_identity(subject=principal.subject, tenant=tenant.slug)
         await self._admit_connection(context)
         return UNSET
 
@@ -137,6 +146,8 @@ class GraphQLView(GraphQL[Context, None]):
     async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
         ctx: Context | None = request.scope.get(CONTEXT_KEY)
         errors = [self._format(error) for error in result.errors or ()]
+        if errors:
+            note_outcome(errors[0]["extensions"]["code"])
         if ctx is not None and ctx.tx.opened:
             if errors:
                 await ctx.tx.rollback()
@@ -146,9 +157,12 @@ class GraphQLView(GraphQL[Context, None]):
                 except Exception:
                     log.exception("commit failed")
                     await ctx.tx.rollback()
+                    note_outcome("INTERNAL")
                     return {
                         "data": None,
-                        "errors": [_error_dict("internal error: the change was not saved", "INTERNAL")],
+                        "errors": [
+                            _internal_error("internal error: the change was not saved", current_request_id())
+                        ],
                     }
             await ctx.tx.close()
         if ctx is not None and not errors:
@@ -171,9 +185,10 @@ class GraphQLView(GraphQL[Context, None]):
             message = error.message if self.services.settings.dev else _SUGGESTION.sub("", error.message)
             formatted = _error_dict(message, code)
         else:
-            error_id = uuid.uuid4().hex[:12]
-            log.error("internal error %s in %s", error_id, error.path, exc_info=original)
-            formatted = _error_dict(f"internal error (id {error_id})", "INTERNAL")
+            # The request id finds the log lines of this request, this one included.
+            request_id = current_request_id() or new_request_id()
+            log.error("internal error in %s (request id %s)", error.path, request_id, exc_info=original)
+            formatted = _internal_error(f"internal error (request id {request_id})", request_id)
         if error.path:
             formatted["path"] = error.path
         if error.locations:
@@ -186,6 +201,14 @@ def _error_dict(message: str, code: str, reasons: tuple[str, ...] = ()) -> dict[
     if reasons:
         extensions["reasons"] = list(reasons)
     return {"message": message, "extensions": extensions}
+
+
+def _internal_error(message: str, request_id: str | None) -> dict[str, Any]:
+    """An INTERNAL error: no detail for the client, the request id to quote instead."""
+    formatted = _error_dict(message, "INTERNAL")
+    if request_id:
+        formatted["extensions"]["requestId"] = request_id
+    return formatted
 
 
 def _transport_error(exc: HTTPException) -> UdsError:
@@ -203,10 +226,14 @@ class WebSocketSubscriptionsOnly(SchemaExtension):
     """
 
     def on_execute(self) -> Any:
+        # Also where the request's operation becomes known: its name and type go to the
+        # request's metrics, log lines and span (one call per operation, not per field).
+        operation_type = self.execution_context.operation_type
+        note_operation(self.execution_context.operation_name, operation_type.value)
         context = self.execution_context.context
         if (
             isinstance(getattr(context, "request", None), WebSocket)
-            and self.execution_context.operation_type != OperationType.SUBSCRIPTION
+            and operation_type != OperationType.SUBSCRIPTION
         ):
             raise GraphQLError(
                 "only subscriptions are served over WebSocket; send queries and mutations over HTTP",

@@ -33,7 +33,7 @@ class JobKeys:
         return f"{self.prefix}jobs:running:{tenant}"
 
     def channel(self, tenant: str, job_id: uuid.UUID | str) -> str:
-        """Pub/sub channel of one job's events (DESIGN.md §5: `uds:{tenant}:job:{id}`)."""
+        """Pub/sub channel of one job's events (`uds:{tenant}:job:{id}` under the prefix)."""
         return f"{self.prefix}{tenant}:job:{job_id}"
 
     def cancel_flag(self, tenant: str, job_id: uuid.UUID | str) -> str:

@@ -27,6 +27,8 @@ from arq.connections import ArqRedis
 from redis.asyncio import ConnectionPool
 
 from uds.jobs.keys import JobKeys
+from uds.observability import tracing
+from uds.observability.activity import job_meta
 from uds.settings import Settings
 
 # The one arq function every job runs through (uds.workers.execute.run_job).
@@ -141,18 +143,22 @@ class JobQueue:
         """Enqueue the job parked, put it on the tenant's waiting list and admit what fits.
 
         Raises redis errors (ConnectionError, TimeoutError) when Redis is unreachable.
+        The job's payload carries the request id and trace context (uds.workers.execute).
         """
-        await self.redis.enqueue_job(
-            JOB_FUNCTION,
-            tenant,
-            str(job_id),
-            _job_id=str(job_id),
-            _defer_by=PARK_SECONDS,
-            _expires=JOB_KEY_TTL,
-        )
-        raw = await self._submit(
-            keys=self._admit_keys(tenant), args=[*self._admit_args(tenant), str(job_id), cap]
-        )
+        with tracing.span("job.enqueue", **{"uds.job_id": str(job_id)}):
+            meta = job_meta()
+            await self.redis.enqueue_job(
+                JOB_FUNCTION,
+                tenant,
+                str(job_id),
+                *([meta] if meta else []),
+                _job_id=str(job_id),
+                _defer_by=PARK_SECONDS,
+                _expires=JOB_KEY_TTL,
+            )
+            raw = await self._submit(
+                keys=self._admit_keys(tenant), args=[*self._admit_args(tenant), str(job_id), cap]
+            )
         return _admission(raw)
 
     async def admit(self, tenant: str) -> Admission:
@@ -195,6 +201,10 @@ class JobQueue:
             keys=[self.keys.waiting(tenant), self.keys.queue], args=[str(job_id), JobKeys.arq_job(job_id)]
         )
         return bool(ok)
+
+    async def waiting_count(self, tenant: str) -> int:
+        """Jobs of the tenant waiting for a slot."""
+        return int(await self.redis.llen(self.keys.waiting(tenant)))
 
     async def waiting_tenants(self) -> list[str]:
         return sorted(m.decode() for m in await self.redis.smembers(self.keys.waiting_tenants))

@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from uds.errors import BadUserInput, Conflict, NotFound
 from uds.jobs.events import JOBS, EventRecord, emit, load_state
 from uds.jobs.models import ACTIVE, CANCELLED, FAILED, JOB_COLUMNS, QUEUED, RUNNING, STATUSES, JobState
+from uds.observability import metrics
 from uds.tenants.plans import effective
 from uds.tenants.slugs import SCHEMA_PREFIX, is_valid_slug, tenant_schema
 
@@ -92,6 +93,7 @@ async def start_job(
     try:
         admission = await services.queue.submit(tenant, job_id, cap=cap)
     except (RedisError, OSError) as exc:
+        metrics.redis_error("job_queue")
         log.warning("could not enqueue job %s of %s: %s", job_id, tenant, exc)
         failed = await finish(
             session,
@@ -103,6 +105,7 @@ async def start_job(
         return failed.job
     if admission.lost:
         await fail_lost(session, admission.lost)
+    metrics.job_queued(kind, tenant)
     return queued.job
 
 

@@ -13,6 +13,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from uds.auth.principal import Principal
 from uds.errors import BadUserInput, Forbidden, UdsError, Unauthenticated
 from uds.http import header, send_error
+from uds.observability import tracing
 from uds.tenants.registry import TenantRecord, TenantRegistry
 from uds.tenants.slugs import is_valid_slug
 
@@ -32,7 +33,8 @@ class TenantMiddleware:
         raw = header(scope, b"x-tenant-id")
         if raw is not None:
             try:
-                await self._resolve(scope, raw)
+                with tracing.span("tenant"):
+                    await self._resolve(scope, raw)
             except UdsError as exc:
                 await send_error(send, exc)
                 return

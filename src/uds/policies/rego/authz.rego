@@ -1,4 +1,4 @@
-# Authorization for every UDS operation (DESIGN.md §8, docs/policies.md).
+# Authorization for every UDS operation (docs/policies.md).
 #
 # Query data.uds.authz.decision with an input of
 #   {principal: {sub, kind, platform_roles, tenant_role}, tenant: null | {slug, status,
