@@ -17,6 +17,7 @@ from starlette.routing import Route, WebSocketRoute
 from uds.api.view import GraphQLView
 from uds.auth.middleware import AuthMiddleware
 from uds.auth.oauth import token_endpoint
+from uds.cors import cors_middleware
 from uds.limits import BodyLimitMiddleware
 from uds.observability.exposition import metrics_route
 from uds.observability.metrics import configure_metrics
@@ -85,6 +86,8 @@ def create_app(settings: Settings) -> Starlette:
             # Outermost: request id, log context and request metrics (and the trace's
             # server span when tracing is on) cover everything below, refusals included.
             Middleware(observe_middleware, metrics_on=settings.metrics_enabled),
+            # Preflight requests carry no token: answered before authentication.
+            *cors_middleware(settings),
             Middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes),
             Middleware(AuthMiddleware),
             Middleware(TenantMiddleware),

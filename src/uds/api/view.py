@@ -49,6 +49,8 @@ log = logging.getLogger(__name__)
 
 CONTEXT_KEY = "uds.context"
 TOO_COMPLEX = re.compile(r"exceeds maximum operation depth|aliases found\. Allowed|more than \d+ tokens")
+# How graphql-core words a value it could not coerce (variables, literal arguments).
+INPUT_ERROR_PREFIXES = ("Variable '$", "Expected value of type", "Argument '")
 _SUGGESTION = re.compile(r"\s*Did you mean .*$")
 
 
@@ -180,7 +182,7 @@ class GraphQLView(GraphQL[Context, None]):
         if isinstance(original, UdsError):
             formatted = _error_dict(original.message, original.code, original.reasons)
             formatted["extensions"].update(original.extensions)
-        elif original is None:
+        elif original is None or _is_input_error(error):
             code = QueryTooComplex.code if TOO_COMPLEX.search(error.message) else BadUserInput.code
             message = error.message if self.services.settings.dev else _SUGGESTION.sub("", error.message)
             formatted = _error_dict(message, code)
@@ -194,6 +196,19 @@ class GraphQLView(GraphQL[Context, None]):
         if error.locations:
             formatted["locations"] = [{"line": loc.line, "column": loc.column} for loc in error.locations]
         return formatted
+
+
+def _is_input_error(error: GraphQLError) -> bool:
+    """A client's bad value that graphql-core reports with the exception it caught.
+
+    Coercing a variable (an enum value that does not exist, a scalar's parser refusing a
+    value) or a literal argument fails before anything is resolved: such errors carry no
+    path and wrap either graphql-core's own GraphQLError or the scalar's exception.
+    Errors raised while resolving always have a path, and stay INTERNAL.
+    """
+    if error.path:
+        return False
+    return isinstance(error.original_error, GraphQLError) or error.message.startswith(INPUT_ERROR_PREFIXES)
 
 
 def _error_dict(message: str, code: str, reasons: tuple[str, ...] = ()) -> dict[str, Any]:
