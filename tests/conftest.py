@@ -69,6 +69,9 @@ def base_settings(data_dir: Path) -> Iterator[Settings]:
             # One test session sends thousands of requests as the same admin within
             # seconds; rate limits are tested on servers of their own (tests/limits).
             rate_limits=False,
+            # Every test server shares this database, hence the event outbox, but each has
+            # its own Redis prefix: only the servers of tests/events relay events.
+            events_relay=False,
         )
     finally:
         asyncio.run(_drop_database(admin_url, name))

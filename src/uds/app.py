@@ -39,6 +39,7 @@ def create_app(settings: Settings) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         services = await Services.start(settings)
+        services.relay.start()
         endpoint.view = GraphQLView(services)
         # Everything built so far lives as long as the process: move it out of the
         # collector's sight, so collections during fan-out only scan per-request objects.

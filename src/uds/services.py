@@ -14,6 +14,7 @@ from uds.datasources.credentials import CredentialCipher, load_cipher
 from uds.db import make_engine
 from uds.jobs.hub import EventHub
 from uds.jobs.queue import JobQueue
+from uds.observability.relay import EventRelay
 from uds.policies import PolicyEngine, open_engine
 from uds.ratelimit import RateLimiter
 from uds.settings import Settings
@@ -36,6 +37,9 @@ class Services:
     credentials: CredentialCipher = field(init=False)
     # Rate limits (uds.ratelimit): its own Redis client, with short timeouts, failing open.
     limiter: RateLimiter = field(init=False)
+    # Domain events (uds.observability.relay): outbox -> Redis stream; started by the API
+    # lifespan and by workers, not by one-shot CLI commands.
+    relay: EventRelay = field(init=False)
 
     @classmethod
     async def start(cls, settings: Settings) -> Services:
@@ -67,10 +71,12 @@ class Services:
             timeout=settings.rate_limit_timeout_seconds,
             enabled=settings.rate_limits,
         )
+        services.relay = EventRelay(engine, settings)
         await registry.start()
         return services
 
     async def close(self) -> None:
+        await self.relay.stop()
         await self.registry.stop()
         await self.events.close()
         await self.queue.close()

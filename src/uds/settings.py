@@ -91,6 +91,7 @@ class Settings:
     allow_introspection: bool | None = None  # None: on in dev, off in prod
     cors_origins: tuple[str, ...] = ()
     # Domain events (docs/events.md): outbox relayed to the Redis stream `<redis_prefix>events`.
+    events_relay: bool = True  # off: this process leaves the outbox to other processes
     events_maxlen: int = 100_000  # approximate length the stream is trimmed to
     events_relay_interval_seconds: float = 1.0  # how often a relay looks at the outbox
     event_source: str = "/uds"  # CloudEvents `source` prefix of this deployment
@@ -161,6 +162,7 @@ class Settings:
             cost_list_size=_int(env, "UDS_COST_LIST_SIZE", 20),
             allow_introspection=_optional_switch(env, "UDS_ALLOW_INTROSPECTION"),
             cors_origins=_origins(env),
+            events_relay=_switch(env, "UDS_EVENTS_RELAY", True),
             events_maxlen=_int(env, "UDS_EVENTS_MAXLEN", 100_000, minimum=100),
             events_relay_interval_seconds=_float(env, "UDS_EVENTS_RELAY_INTERVAL", 1.0),
             event_source=_event_source(env),
@@ -173,9 +175,7 @@ class Settings:
             metrics_max_tenants=_int(env, "UDS_METRICS_MAX_TENANTS", 0, minimum=0),
             worker_metrics_port=_port(env, "UDS_WORKER_METRICS_PORT"),
             worker_metrics_host=env.get("UDS_WORKER_METRICS_HOST", "").strip() or "127.0.0.1",
-            otlp_endpoint=_url(
-                env, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", ("http://", "https://")
-            )
+            otlp_endpoint=_url(env, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", ("http://", "https://"))
             or _url(env, "OTEL_EXPORTER_OTLP_ENDPOINT", ("http://", "https://")),
         )
 
@@ -210,6 +210,8 @@ def _event_source(env: Mapping[str, str]) -> str:
     if not re.fullmatch(r"[A-Za-z0-9:/._~-]{1,200}", value):
         raise ConfigError("UDS_EVENT_SOURCE must be a URI reference such as /uds or urn:uds:prod")
     return value.rstrip("/") or "/uds"
+
+
 def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str | None:
     value = env.get(name, "").strip().lower()
     if not value:

@@ -79,6 +79,8 @@ class Gate:
                 " (first) or select fewer nested lists",
                 extensions={"cost": plan.cost, "limit": limit},
             )
+        if hasattr(ctx, "operation"):
+            ctx.operation = plan.operation
         await self.charge(ctx, plan.weight)
         return plan
 

@@ -38,6 +38,8 @@ class Context:
     connection_params: dict[str, Any] | None = None
     # HTTP: the response strawberry merges headers and status from (rate limit headers).
     response: Response | WebSocket | None = None
+    # "query", "mutation" or "subscription", once the admission gate has seen the operation.
+    operation: str | None = None
     # WebSocket: this connection's slot among the member's connections (key, lease id).
     ws_lease: tuple[str, str] | None = None
 

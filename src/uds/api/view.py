@@ -167,6 +167,8 @@ class GraphQLView(GraphQL[Context, None]):
                         ],
                     }
             await ctx.tx.close()
+            if not errors and ctx.operation == "mutation":
+                self.services.relay.nudge()  # its domain events are in the outbox now
         if ctx is not None and not errors:
             for hook in ctx.after_commit:
                 await hook()
