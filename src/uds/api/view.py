@@ -43,7 +43,7 @@ from uds.observability.activity import (
 )
 from uds.ratelimit import subject_key
 from uds.services import Services
-from uds.tenants.routing import resolve_tenant
+from uds.tenants.routing import audit_break_glass, resolve_tenant
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +88,13 @@ class GraphQLView(GraphQL[Context, None]):
             raise ConnectionRejectionError() from None
         context.principal, context.tenant, context.tenant_role = principal, tenant, role
         note_identity(subject=principal.subject, tenant=tenant.slug)
+        if role is None:  # a platform admin who is not a member: break-glass, audited
+            try:
+                await audit_break_glass(
+                    self.services.engine, tenant, principal, transport="websocket", target="connect"
+                )
+            except UdsError:
+                raise ConnectionRejectionError() from None
         await self._admit_connection(context)
         return UNSET
 
