@@ -86,7 +86,7 @@ class Settings:
     platform_requests_per_second: int = 50
     platform_request_burst: int = 100
     rate_limit_timeout_seconds: float = 0.25  # longest wait for Redis before serving anyway
-    max_query_cost: int = 10_000
+    max_query_cost: int = 50_000
     cost_list_size: int = 20  # assumed length of a list field that has no `first` argument
     allow_introspection: bool | None = None  # None: on in dev, off in prod
     cors_origins: tuple[str, ...] = ()
@@ -158,7 +158,7 @@ class Settings:
             platform_requests_per_second=_int(env, "UDS_PLATFORM_RATE_LIMIT", 50),
             platform_request_burst=_int(env, "UDS_PLATFORM_RATE_BURST", 100),
             rate_limit_timeout_seconds=_float(env, "UDS_RATE_LIMIT_TIMEOUT", 0.25),
-            max_query_cost=_int(env, "UDS_MAX_QUERY_COST", 10_000),
+            max_query_cost=_int(env, "UDS_MAX_QUERY_COST", 50_000),
             cost_list_size=_int(env, "UDS_COST_LIST_SIZE", 20),
             allow_introspection=_optional_switch(env, "UDS_ALLOW_INTROSPECTION"),
             cors_origins=_origins(env),
