@@ -17,6 +17,7 @@ from starlette.routing import Route, WebSocketRoute
 from uds.api.view import GraphQLView
 from uds.auth.middleware import AuthMiddleware
 from uds.auth.oauth import token_endpoint
+from uds.cors import cors_middleware
 from uds.limits import BodyLimitMiddleware
 from uds.observability.exposition import MetricsEndpoint
 from uds.observability.metrics import configure_metrics
@@ -38,6 +39,7 @@ def create_app(settings: Settings) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         services = await Services.start(settings)
+        services.relay.start()
         endpoint.view = GraphQLView(services)
         # Everything built so far lives as long as the process: move it out of the
         # collector's sight, so collections during fan-out only scan per-request objects.
@@ -84,7 +86,10 @@ def create_app(settings: Settings) -> Starlette:
             # Outermost: request id, log context and request metrics (and the trace's
             # server span when tracing is on) cover everything below, refusals included.
             Middleware(observe_middleware, metrics_on=settings.metrics_enabled),
+            # /metrics has its own access rules (and a token that is not a JWT).
             *([Middleware(MetricsEndpoint, settings=settings)] if settings.metrics_enabled else []),
+            # Preflight requests carry no token: answered before authentication.
+            *cors_middleware(settings),
             Middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes),
             Middleware(AuthMiddleware),
             Middleware(TenantMiddleware),

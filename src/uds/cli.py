@@ -58,6 +58,15 @@ def _parser() -> argparse.ArgumentParser:
     watch.add_argument("--tenant", required=True, help="the job's tenant (slug)")
     watch.set_defaults(func=_jobs_watch)
 
+    events = sub.add_parser("events", help="domain events (CloudEvents) on the Redis stream")
+    esub = events.add_subparsers(dest="events_command", required=True)
+    tail = esub.add_parser("tail", help="print events as they arrive, one JSON per line; Ctrl-C stops")
+    tail.add_argument("--from-start", action="store_true", help="first every event the stream still holds")
+    tail.add_argument("--type", action="append", default=[], help="only this type (repeatable)")
+    tail.add_argument("--tenant", help="only events of this tenant (slug)")
+    tail.add_argument("--count", type=int, help="stop after this many events")
+    tail.set_defaults(func=_events_tail)
+
     migrate = sub.add_parser("migrate", help="migrate the shared schema (and tenant schemas)")
     migrate.add_argument("--all-tenants", action="store_true", help="also roll out tenant migrations")
     migrate.set_defaults(func=_migrate)
@@ -151,6 +160,7 @@ def _in_transaction(work: Callable[[Any], Awaitable[int]]) -> int:
         try:
             async with transaction(engine) as tx:
                 result = await work(await tx.core())
+            await _relay_events(engine, settings)
             from redis.asyncio import Redis
 
             from uds.tenants.registry import ALL, changes_channel
@@ -167,6 +177,21 @@ def _in_transaction(work: Callable[[Any], Awaitable[int]]) -> int:
             await engine.dispose()
 
     return _with_servers(run)
+
+
+async def _relay_events(engine: Any, settings: Settings) -> None:
+    """Send the command's domain events to the stream now (else the next server or worker does)."""
+    from uds.observability.relay import EventRelay
+
+    if not settings.events_relay:
+        return
+    relay = EventRelay(engine, settings)
+    try:
+        await relay.drain()
+    except Exception:
+        _say("warning: events stay in the outbox until a server or worker relays them (Redis unreachable)")
+    finally:
+        await relay.stop()
 
 
 def _migrate(args: argparse.Namespace) -> int:
@@ -342,6 +367,27 @@ def _jobs_watch(args: argparse.Namespace) -> int:
     servers = _resolved()
     try:
         return asyncio.run(watch(servers.settings, tenant=args.tenant, job_id=args.id))
+    finally:
+        servers.stop()
+
+
+def _events_tail(args: argparse.Namespace) -> int:
+    from uds.observability.tail import tail
+
+    servers = _resolved()
+    try:
+        return asyncio.run(
+            tail(
+                servers.settings,
+                out=sys.stdout,
+                from_start=args.from_start,
+                types=args.type,
+                tenant=args.tenant,
+                count=args.count,
+            )
+        )
+    except KeyboardInterrupt:
+        return 0
     finally:
         servers.stop()
 

@@ -22,6 +22,7 @@ def error_body(exc: UdsError) -> bytes:
     extensions: dict[str, object] = {"code": exc.code}
     if exc.reasons:
         extensions["reasons"] = list(exc.reasons)
+    extensions.update(exc.extensions)
     return json.dumps({"errors": [{"message": exc.message, "extensions": extensions}]}).encode()
 
 

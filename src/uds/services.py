@@ -14,7 +14,9 @@ from uds.datasources.credentials import CredentialCipher, load_cipher
 from uds.db import make_engine
 from uds.jobs.hub import EventHub
 from uds.jobs.queue import JobQueue
+from uds.observability.relay import EventRelay
 from uds.policies import PolicyEngine, open_engine
+from uds.ratelimit import RateLimiter
 from uds.settings import Settings
 from uds.tenants.registry import TenantRegistry
 
@@ -33,6 +35,11 @@ class Services:
     events: EventHub = field(init=False)
     # Data source passwords at rest (uds.datasources.credentials); from UDS_SECRET_KEYS.
     credentials: CredentialCipher = field(init=False)
+    # Rate limits (uds.ratelimit): its own Redis client, with short timeouts, failing open.
+    limiter: RateLimiter = field(init=False)
+    # Domain events (uds.observability.relay): outbox -> Redis stream; started by the API
+    # lifespan and by workers, not by one-shot CLI commands.
+    relay: EventRelay = field(init=False)
 
     @classmethod
     async def start(cls, settings: Settings) -> Services:
@@ -58,14 +65,23 @@ class Services:
         services.queue = JobQueue(settings)
         services.events = EventHub(redis)
         services.credentials = credentials
+        services.limiter = RateLimiter(
+            settings.redis_url,
+            prefix=settings.redis_prefix,
+            timeout=settings.rate_limit_timeout_seconds,
+            enabled=settings.rate_limits,
+        )
+        services.relay = EventRelay(engine, settings)
         await registry.start()
         return services
 
     async def close(self) -> None:
+        await self.relay.stop()
         await self.registry.stop()
         await self.events.close()
         await self.queue.close()
         await self.policy.aclose()
+        await self.limiter.aclose()
         await self.verifier.aclose()
         with contextlib.suppress(Exception):
             await self.redis.aclose()

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.websockets import WebSocket
 
 from uds.api.loaders import Loaders
@@ -35,6 +36,12 @@ class Context:
     # WebSocket only: the connection_init payload (set by strawberry), from which
     # GraphQLView.on_ws_connect sets principal, tenant and tenant_role.
     connection_params: dict[str, Any] | None = None
+    # HTTP: the response strawberry merges headers and status from (rate limit headers).
+    response: Response | WebSocket | None = None
+    # "query", "mutation" or "subscription", once the admission gate has seen the operation.
+    operation: str | None = None
+    # WebSocket: this connection's slot among the member's connections (key, lease id).
+    ws_lease: tuple[str, str] | None = None
 
     def require_principal(self) -> Principal:
         if self.principal is None:

@@ -23,9 +23,11 @@ from uds.api import audit, principal, tenants
 from uds.api import catalog as catalog_api
 from uds.api import datasources as source_api
 from uds.api import jobs as job_api
+from uds.api.admission import AdmissionExtension, Gate
 from uds.api.context import Context
 from uds.api.guard import NoPolicy, Policy
 from uds.api.pagination import Connection
+from uds.api.storable import StorableStringsRule
 from uds.api.view import WebSocketSubscriptionsOnly
 from uds.settings import Settings
 
@@ -133,6 +135,9 @@ class Subscription:
 
 
 class UdsSchema(strawberry.Schema):
+    # Variables, cost and rate limits (uds.api.admission); every execution path calls it.
+    gate: Gate
+
     def process_errors(self, errors: list[GraphQLError], execution_context: object = None) -> None:
         """Errors are logged by the view, which alone knows which are internal."""
 
@@ -146,23 +151,30 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     rules = [
         *QueryDepthLimiter(max_depth=settings.max_query_depth).validation_rules,
         *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules,
+        StorableStringsRule,
     ]
+    gate = Gate(settings)
     extensions: list[Any] = [
         lambda: MaxTokensLimiter(max_token_count=settings.max_query_tokens),
         lambda: ParserCache(maxsize=1024),
         lambda: AddValidationRules(rules),
         lambda: ValidationCache(maxsize=1024),
     ]
-    if not settings.dev:
+    if not settings.introspection:
         extensions.append(DisableIntrospection)
     extensions.append(WebSocketSubscriptionsOnly)
-    return UdsSchema(
+    extensions.append(lambda: AdmissionExtension(gate=gate))
+    schema = UdsSchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
         extensions=extensions,
-        config=StrawberryConfig(auto_camel_case=True),
+        # Prod: no "did you mean" hints that would map the schema for a caller without
+        # introspection (the view strips the ones strawberry leaves, see GraphQLView._format).
+        config=StrawberryConfig(auto_camel_case=True, disable_field_suggestions=not settings.dev),
     )
+    schema.gate = gate
+    return schema
 
 
 def schema_sdl() -> str:

@@ -26,6 +26,7 @@ from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 from strawberry.types.unset import UNSET, UnsetType
 
+from uds.api.admission import CONNECT_WEIGHT
 from uds.api.context import Context
 from uds.api.loaders import Loaders
 from uds.auth.middleware import bearer_principal
@@ -40,13 +41,16 @@ from uds.observability.activity import (
     note_operation,
     note_outcome,
 )
+from uds.ratelimit import subject_key
 from uds.services import Services
-from uds.tenants.routing import resolve_tenant
+from uds.tenants.routing import audit_break_glass, resolve_tenant
 
 log = logging.getLogger(__name__)
 
 CONTEXT_KEY = "uds.context"
 TOO_COMPLEX = re.compile(r"exceeds maximum operation depth|aliases found\. Allowed|more than \d+ tokens")
+# How graphql-core words a value it could not coerce (variables, literal arguments).
+INPUT_ERROR_PREFIXES = ("Variable '$", "Expected value of type", "Argument '")
 _SUGGESTION = re.compile(r"\s*Did you mean .*$")
 
 
@@ -84,7 +88,33 @@ class GraphQLView(GraphQL[Context, None]):
             raise ConnectionRejectionError() from None
         context.principal, context.tenant, context.tenant_role = principal, tenant, role
         note_identity(subject=principal.subject, tenant=tenant.slug)
+        if role is None:  # a platform admin who is not a member: break-glass, audited
+            try:
+                await audit_break_glass(
+                    self.services.engine, tenant, principal, transport="websocket", target="connect"
+                )
+            except UdsError:
+                raise ConnectionRejectionError() from None
+        await self._admit_connection(context)
         return UNSET
+
+    async def _admit_connection(self, context: Context) -> None:
+        """Charge the connect to the caller's rate limit and take one of the member's
+        connection slots (plan limit max_ws_connections_per_member); refuse otherwise."""
+        try:
+            await self.schema.gate.charge(context, CONNECT_WEIGHT)  # type: ignore[attr-defined]
+        except UdsError:
+            raise ConnectionRejectionError() from None
+        tenant, principal = context.tenant, context.principal
+        assert tenant is not None and principal is not None
+        limiter = self.services.limiter
+        cap = self.schema.gate.limits(tenant)["max_ws_connections_per_member"]  # type: ignore[attr-defined]
+        key = limiter.key("ws", str(tenant.id), subject_key(principal.subject))
+        lease = await limiter.acquire_connection(key, cap)
+        if lease is False:
+            raise ConnectionRejectionError()
+        if isinstance(lease, str):
+            context.ws_lease = (key, lease)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
@@ -103,6 +133,8 @@ class GraphQLView(GraphQL[Context, None]):
             if ctx is not None:
                 await ctx.tx.rollback()
                 await ctx.tx.close()
+                if ctx.ws_lease is not None:
+                    await self.services.limiter.release_connection(*ctx.ws_lease)
 
     async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> Context:
         scope = request.scope
@@ -115,6 +147,7 @@ class GraphQLView(GraphQL[Context, None]):
             tenant_role=scope.get("tenant_role"),
             tx=tx,
             loaders=Loaders(tx),
+            response=response,
         )
         scope[CONTEXT_KEY] = ctx
         return ctx
@@ -141,6 +174,8 @@ class GraphQLView(GraphQL[Context, None]):
                         ],
                     }
             await ctx.tx.close()
+            if not errors and ctx.operation == "mutation":
+                self.services.relay.nudge()  # its domain events are in the outbox now
         if ctx is not None and not errors:
             for hook in ctx.after_commit:
                 await hook()
@@ -155,7 +190,8 @@ class GraphQLView(GraphQL[Context, None]):
         original = error.original_error
         if isinstance(original, UdsError):
             formatted = _error_dict(original.message, original.code, original.reasons)
-        elif original is None:
+            formatted["extensions"].update(original.extensions)
+        elif original is None or _is_input_error(error):
             code = QueryTooComplex.code if TOO_COMPLEX.search(error.message) else BadUserInput.code
             message = error.message if self.services.settings.dev else _SUGGESTION.sub("", error.message)
             formatted = _error_dict(message, code)
@@ -169,6 +205,19 @@ class GraphQLView(GraphQL[Context, None]):
         if error.locations:
             formatted["locations"] = [{"line": loc.line, "column": loc.column} for loc in error.locations]
         return formatted
+
+
+def _is_input_error(error: GraphQLError) -> bool:
+    """A client's bad value that graphql-core reports with the exception it caught.
+
+    Coercing a variable (an enum value that does not exist, a scalar's parser refusing a
+    value) or a literal argument fails before anything is resolved: such errors carry no
+    path and wrap either graphql-core's own GraphQLError or the scalar's exception.
+    Errors raised while resolving always have a path, and stay INTERNAL.
+    """
+    if error.path:
+        return False
+    return isinstance(error.original_error, GraphQLError) or error.message.startswith(INPUT_ERROR_PREFIXES)
 
 
 def _error_dict(message: str, code: str, reasons: tuple[str, ...] = ()) -> dict[str, Any]:

@@ -81,6 +81,7 @@ async def startup(ctx: dict[str, Any]) -> None:
         ctx["metrics_server"] = contextlib.AsyncExitStack()
         await ctx["metrics_server"].enter_async_context(serve_worker_metrics(ctx["settings"]))
     ctx["sweeper"] = asyncio.create_task(sweep(ctx["services"]), name="job-admission-sweep")
+    ctx["services"].relay.start()  # events of the jobs' changes reach the stream even with no API
     if ctx.get("settle_heap"):
         settle_heap()  # job modules and services are loaded: see uds.runtime
     log.info("worker ready: job kinds %s", ", ".join(sorted(KINDS)))
