@@ -16,6 +16,7 @@ from typing import Literal
 from uds.errors import ConfigError
 
 Mode = Literal["dev", "prod"]
+PersistedMode = Literal["apq", "safelist", "off"]
 
 DEFAULT_ALGORITHMS = ("ES256", "RS256")
 # Algorithms UDS will ever accept from anybody; `none` and the HS* family are never here,
@@ -75,6 +76,16 @@ class Settings:
     source_statement_timeout_ms: int = 30_000  # per statement UDS runs on a data source
     source_lock_timeout_ms: int = 2_000  # longest wait for a lock on a data source
     discovery_time_budget_seconds: float = 900.0  # one discovery run, at most
+    # Read fast paths (docs/performance.md): queries on read-only autocommit connections,
+    # list fields as JSON built by PostgreSQL, cached operation plans. Off: every request
+    # takes the plain strawberry path in a transaction (the reference the tests compare to).
+    fast_paths: bool = True
+    # Persisted operations: "apq" (Apollo's automatic persisted queries: a client registers a
+    # document by sending it with its hash once), "safelist" (only the documents of
+    # persisted_queries_file run; anything else is refused) or "off".
+    persisted_queries: PersistedMode = "apq"
+    persisted_queries_file: Path | None = None
+    apq_ttl_seconds: int = 7 * 24 * 3600  # how long Redis keeps a registered document
 
     @property
     def dev(self) -> bool:
@@ -115,6 +126,10 @@ class Settings:
             source_statement_timeout_ms=_int(env, "UDS_SOURCE_STATEMENT_TIMEOUT_MS", 30_000),
             source_lock_timeout_ms=_int(env, "UDS_SOURCE_LOCK_TIMEOUT_MS", 2_000),
             discovery_time_budget_seconds=_float(env, "UDS_DISCOVERY_TIME_BUDGET", 900.0),
+            fast_paths=_switch(env, "UDS_FAST_PATHS", True),
+            persisted_queries=_persisted_mode(env),
+            persisted_queries_file=_existing_file(env, "UDS_PERSISTED_QUERIES_FILE"),
+            apq_ttl_seconds=_int(env, "UDS_APQ_TTL_SECONDS", 7 * 24 * 3600),
         )
 
 
@@ -125,6 +140,36 @@ def _allowed_hosts(env: Mapping[str, str]) -> tuple[str, ...]:
     entries = tuple(e.strip() for e in env.get("UDS_ALLOWED_SOURCE_HOSTS", "").split(",") if e.strip())
     parse_allow_list(entries)  # ConfigError on a malformed entry
     return entries
+
+
+def _switch(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("on", "true", "1", "yes"):
+        return True
+    if raw in ("off", "false", "0", "no"):
+        return False
+    raise ConfigError(f"{name} must be 'on' or 'off', not {raw!r}")
+
+
+def _persisted_mode(env: Mapping[str, str]) -> PersistedMode:
+    raw = env.get("UDS_PERSISTED_QUERIES", "").strip().lower() or "apq"
+    if raw not in ("apq", "safelist", "off"):
+        raise ConfigError(f"UDS_PERSISTED_QUERIES must be 'apq', 'safelist' or 'off', not {raw!r}")
+    if raw == "safelist" and not env.get("UDS_PERSISTED_QUERIES_FILE", "").strip():
+        raise ConfigError("UDS_PERSISTED_QUERIES=safelist needs UDS_PERSISTED_QUERIES_FILE (the safelist)")
+    return raw  # type: ignore[return-value]
+
+
+def _existing_file(env: Mapping[str, str], name: str) -> Path | None:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    path = Path(raw).resolve()
+    if not path.is_file():
+        raise ConfigError(f"{name}: {path} is not a file")
+    return path
 
 
 def _redis_prefix(env: Mapping[str, str]) -> str:

@@ -26,7 +26,7 @@ from uds.api import jobs as job_api
 from uds.api.context import Context
 from uds.api.guard import NoPolicy, Policy
 from uds.api.pagination import Connection
-from uds.api.view import WebSocketSubscriptionsOnly
+from uds.api.view import OperationGate
 from uds.settings import Settings
 
 
@@ -155,7 +155,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     ]
     if not settings.dev:
         extensions.append(DisableIntrospection)
-    extensions.append(WebSocketSubscriptionsOnly)
+    extensions.append(OperationGate)
     return UdsSchema(
         query=Query,
         mutation=Mutation,
