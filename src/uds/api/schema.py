@@ -28,7 +28,7 @@ from uds.api.context import Context
 from uds.api.guard import NoPolicy, Policy
 from uds.api.pagination import Connection
 from uds.api.storable import StorableStringsRule
-from uds.api.view import WebSocketSubscriptionsOnly
+from uds.api.view import OperationGate
 from uds.settings import Settings
 
 
@@ -162,7 +162,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     ]
     if not settings.introspection:
         extensions.append(DisableIntrospection)
-    extensions.append(WebSocketSubscriptionsOnly)
+    extensions.append(OperationGate)
     extensions.append(lambda: AdmissionExtension(gate=gate))
     schema = UdsSchema(
         query=Query,
