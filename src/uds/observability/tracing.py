@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import os
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -68,8 +69,13 @@ def setup_tracing(
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 
     shutdown_tracing()
+    # OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES, when set, name the service instead.
+    named = os.environ.get("OTEL_SERVICE_NAME") or "service.name=" in os.environ.get(
+        "OTEL_RESOURCE_ATTRIBUTES", ""
+    )
     provider = TracerProvider(
-        resource=Resource.create({SERVICE_NAME: service_name}), sampler=_entry_point_sampler()
+        resource=Resource.create({} if named else {SERVICE_NAME: service_name}),
+        sampler=_entry_point_sampler(),
     )
     if exporter is None:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
