@@ -27,6 +27,8 @@ CONTEXT_FIELDS = ("request_id", "tenant", "subject", "operation", "job_id")
 _HANDLER_NAME = "uds"
 # uvicorn's own loggers keep their handlers unless told otherwise; route them to the root.
 _UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
+# Chatty at INFO about nothing an operator needs (alembic lists its plugins on import).
+_QUIET = ("alembic.runtime.plugins",)
 
 
 def context_fields() -> dict[str, str | None]:
@@ -114,4 +116,6 @@ def configure_logging(settings: Settings, *, stream: IO[str] | None = None) -> l
         logger = logging.getLogger(name)
         logger.handlers.clear()
         logger.propagate = True
+    for name in _QUIET:
+        logging.getLogger(name).setLevel(logging.WARNING if root.level > logging.DEBUG else logging.NOTSET)
     return handler
