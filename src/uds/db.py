@@ -21,6 +21,7 @@ from sqlalchemy import DateTime, MetaData, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
 
+from uds.errors import TenantRequired
 from uds.observability.dbpool import ObservedPool
 from uds.settings import Settings
 from uds.tenants.slugs import CORE_SCHEMA, tenant_schema
@@ -199,7 +200,8 @@ class TransactionScope:
     async def tenant(self) -> AsyncSession:
         """Session whose schema-less tables resolve to the request tenant's schema."""
         if self._tenant_slug is None:
-            raise RuntimeError("no tenant in this scope")
+            # A tenant field asked for without X-Tenant-ID: the caller's mistake, not ours.
+            raise TenantRequired("this field needs the X-Tenant-ID header")
         if self._tenant_session is None:
             conn = await self.connection()
             bound = await conn.execution_options(**tenant_options(self._tenant_slug))
