@@ -34,6 +34,8 @@ class Context:
     # WebSocket only: the connection_init payload (set by strawberry), from which
     # GraphQLView.on_ws_connect sets principal, tenant and tenant_role.
     connection_params: dict[str, Any] | None = None
+    # A query's graphql-core executor (uds.api.execution), for the JSON fast path.
+    executor: Any = None
 
     def require_principal(self) -> Principal:
         if self.principal is None:

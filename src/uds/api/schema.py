@@ -24,6 +24,7 @@ from uds.api import catalog as catalog_api
 from uds.api import datasources as source_api
 from uds.api import jobs as job_api
 from uds.api.context import Context
+from uds.api.execution import UdsExecutor
 from uds.api.guard import NoPolicy, Policy
 from uds.api.pagination import Connection
 from uds.api.view import OperationGate
@@ -162,6 +163,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         subscription=Subscription,
         extensions=extensions,
         config=StrawberryConfig(auto_camel_case=True),
+        execution_context_class=UdsExecutor,
     )
 
 
