@@ -161,13 +161,23 @@ class TransactionScope:
                         self._conn = conn
         return self._conn
 
-    async def driver(self) -> Any:
-        """The asyncpg connection under this scope's connection (reading scopes only)."""
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        """Run one statement on the asyncpg connection itself (reading scopes only).
+
+        For the read fast paths, which need no SQLAlchemy on the way. It takes the same
+        lock SQLAlchemy's driver adapter takes, so concurrent root fields sharing this
+        connection wait for each other instead of colliding.
+        """
+        adapter = await self._adapter()
+        async with adapter._execute_mutex:
+            return await adapter.driver_connection.fetchval(sql, *args)
+
+    async def _adapter(self) -> Any:
         if not self.reading:
-            raise RuntimeError("driver() is for read-only scopes")
+            raise RuntimeError("the driver connection is for read-only scopes")
         conn = await self.connection()
         raw = await conn.get_raw_connection()
-        return raw.driver_connection
+        return raw.dbapi_connection
 
     @asynccontextmanager
     async def snapshot(self) -> AsyncIterator[None]:
@@ -179,17 +189,21 @@ class TransactionScope:
         if not self.reading:
             yield
             return
-        driver = await self.driver()
+        adapter = await self._adapter()
+        driver = adapter.driver_connection
         if driver.is_in_transaction():  # a snapshot is open already (nested use)
             yield
             return
-        await driver.execute("begin isolation level repeatable read read only")
+        async with adapter._execute_mutex:
+            await driver.execute("begin isolation level repeatable read read only")
         try:
             yield
         except BaseException:
-            await driver.execute("rollback")
+            async with adapter._execute_mutex:
+                await driver.execute("rollback")
             raise
-        await driver.execute("commit")
+        async with adapter._execute_mutex:
+            await driver.execute("commit")
 
     async def core(self) -> AsyncSession:
         """Session for shared tables (schema `uds`)."""
