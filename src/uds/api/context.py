@@ -36,17 +36,14 @@ class Context:
     # WebSocket only: the connection_init payload (set by strawberry), from which
     # GraphQLView.on_ws_connect sets principal, tenant and tenant_role.
     connection_params: dict[str, Any] | None = None
-<<<<<<< HEAD
     # HTTP: the response strawberry merges headers and status from (rate limit headers).
     response: Response | WebSocket | None = None
     # "query", "mutation" or "subscription", once the admission gate has seen the operation.
     operation: str | None = None
     # WebSocket: this connection's slot among the member's connections (key, lease id).
     ws_lease: tuple[str, str] | None = None
-=======
     # A query's graphql-core executor (uds.api.execution), for the JSON fast path.
     executor: Any = None
->>>>>>> speed
 
     def require_principal(self) -> Principal:
         if self.principal is None:
