@@ -22,6 +22,8 @@ from uds.observability.logging import configure_logging
 from uds.settings import Settings
 
 READ = "query ObsLog { me { subject } auditLog(first: 2) { edges { node { id action } } } }"
+# A mutation: its SQL goes through SQLAlchemy's engine, which logs every statement.
+WRITE = 'mutation ObsLogWrite { setMember(subject: "new@x", role: VIEWER) { __typename } }'
 REGISTER = """
 mutation($input: DataSourceInput!) { registerDataSource(input: $input) { __typename ... on DataSource { id } } }"""
 TEST_SOURCE = (
@@ -74,25 +76,31 @@ async def test_every_line_of_a_request_carries_its_request_id(obs_server: Server
     slug = await make_tenant(obs_server, members={"ann@x": "ADMIN"})
     token = obs_server.token("ann@x")
     await obs_server.gql(READ, token=token, tenant=slug)  # token and tenant now cached
-    with captured_logs(
-        sqlalchemy__engine=logging.INFO, uvicorn__access=logging.INFO, uds=logging.DEBUG
-    ) as logs:
-        logs.clear()
-        response = await obs_server.http.post(
-            f"{obs_server.url}/graphql",
-            json={"query": READ},
-            headers={"authorization": f"Bearer {token}", "x-tenant-id": slug, "x-request-id": "req-lines-1"},
-        )
-        assert response.status_code == 200 and "errors" not in response.json()
-        lines = logs.lines()
-    assert response.headers["x-request-id"] == "req-lines-1"
-    request_lines = [line for line in lines if line["logger"].startswith(("sqlalchemy", "uvicorn", "uds"))]
-    assert len(request_lines) >= 4, lines  # BEGIN, the SELECTs, ROLLBACK/COMMIT, the access line
-    assert any(line["logger"] == "uvicorn.access" for line in request_lines)
-    for line in request_lines:
-        assert line["request_id"] == "req-lines-1", line
-        assert (line["tenant"], line["subject"], line["operation"]) == (slug, "ann@x", "ObsLog"), line
-        assert line["job_id"] is None and line["level"] and line["ts"].endswith("Z")
+    for query, operation, request_id in (
+        (READ, "ObsLog", "req-lines-1"),
+        (WRITE, "ObsLogWrite", "req-lines-2"),
+    ):
+        levels = {"sqlalchemy__engine": logging.INFO, "uvicorn__access": logging.INFO, "uds": logging.DEBUG}
+        with captured_logs(**levels) as logs:
+            logs.clear()
+            response = await obs_server.http.post(
+                f"{obs_server.url}/graphql",
+                json={"query": query},
+                headers={"authorization": f"Bearer {token}", "x-tenant-id": slug, "x-request-id": request_id},
+            )
+            assert response.status_code == 200 and "errors" not in response.json(), response.json()
+            lines = logs.lines()
+        assert response.headers["x-request-id"] == request_id
+        request_lines = [
+            line for line in lines if line["logger"].startswith(("sqlalchemy", "uvicorn", "uds"))
+        ]
+        assert any(line["logger"] == "uvicorn.access" for line in request_lines)
+        if query is WRITE:  # BEGIN, the upsert, the audit entry, COMMIT, and the access line
+            assert sum(line["logger"].startswith("sqlalchemy") for line in request_lines) >= 4, lines
+        for line in request_lines:
+            assert line["request_id"] == request_id, line
+            assert (line["tenant"], line["subject"], line["operation"]) == (slug, "ann@x", operation), line
+            assert line["job_id"] is None and line["level"] and line["ts"].endswith("Z")
 
 
 async def test_request_ids_are_taken_when_well_formed_and_made_otherwise(obs_server: Server) -> None:
