@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 
 import asyncpg
 import pytest
@@ -192,3 +193,53 @@ async def test_tracing_off_leaves_nothing_in_place(obs_settings: Settings) -> No
             headers={"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"},
         )
         assert response.status_code == 200 and "traceparent" not in response.headers
+
+
+async def test_spans_are_exported_with_otlp_when_an_endpoint_is_set(
+    obs_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A collector stand-in on localhost receives the request's spans as OTLP/HTTP protobuf."""
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    received: list[tuple[str, str, bytes]] = []
+
+    async def collector(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        headers = dict(line.split(": ", 1) for line in lines[1:] if ": " in line)
+        lowered = {k.lower(): v for k, v in headers.items()}
+        body = await reader.readexactly(int(lowered.get("content-length", "0")))
+        received.append((lines[0], lowered.get("content-type", ""), body))
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\ncontent-length: 0\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(collector, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    endpoint = f"http://127.0.0.1:{port}"
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "uds-otlp-test")
+    try:
+        assert tracing.setup_tracing(replace(obs_settings, otlp_endpoint=endpoint))
+        async for app in start_server(obs_settings):
+            status, _ = await app.gql("query ObsExported { me { subject } }", token=app.token("a@x"))
+            assert status == 200
+        await asyncio.to_thread(tracing.shutdown_tracing)  # flushes the batch
+    finally:
+        tracing.shutdown_tracing()
+        server.close()
+        await server.wait_closed()
+
+    assert received, "nothing reached the collector"
+    request_line, content_type, body = received[-1]
+    assert request_line.startswith("POST /v1/traces") and content_type == "application/x-protobuf"
+    export = ExportTraceServiceRequest.FromString(body)
+    names = {s.name for rs in export.resource_spans for ss in rs.scope_spans for s in ss.spans}
+    services = {
+        a.value.string_value
+        for rs in export.resource_spans
+        for a in rs.resource.attributes
+        if a.key == "service.name"
+    }
+    assert "query ObsExported" in names and {"auth", "resolve Query.me", "policy"} <= names
+    assert services == {"uds-otlp-test"}
