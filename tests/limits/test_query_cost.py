@@ -36,12 +36,15 @@ def statements(server: Server) -> Iterator[list[str]]:
     def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         seen.append(statement)
 
-    engine = server.services.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", record)
+    # Queries read on the read-only engine (uds.db.make_read_engine), mutations on the other.
+    engines = [e.sync_engine for e in (server.services.engine, server.services.read_engine) if e is not None]
+    for engine in engines:
+        event.listen(engine, "before_cursor_execute", record)
     try:
         yield seen
     finally:
-        event.remove(engine, "before_cursor_execute", record)
+        for engine in engines:
+            event.remove(engine, "before_cursor_execute", record)
 
 
 def analyzer(**settings: Any) -> CostAnalyzer:
