@@ -24,6 +24,7 @@ from graphql.language import OperationDefinitionNode
 from sqlalchemy import text
 
 from conftest import Server, make_tenant
+from uds.datasources.service import secret_context
 from uds.tenants.slugs import tenant_schema
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -53,6 +54,13 @@ class Seeded:
     viewer: str = "vi@x"
     job_ids: list[str] = field(default_factory=list)
     source_ids: list[str] = field(default_factory=list)
+
+
+def _sealed(server: Server, tenant: str, source_id: uuid.UUID) -> dict[str, str]:
+    """A real sealed password for a row written by hand, so every key-holding command
+    (`uds secrets rotate`) can still open it."""
+    cipher = server.services.credentials
+    return {"secret": cipher.seal("p", context=secret_context(tenant, source_id)), "kid": cipher.current_kid}
 
 
 async def seed(server: Server) -> Seeded:
@@ -117,7 +125,7 @@ async def seed(server: Server) -> Seeded:
                 text(
                     f'insert into "{schema}".data_sources (id, name, host, port, database, username, sslmode,'
                     " schemas, secret, secret_kid, version, created_by, created_at, updated_at) values (:id,"
-                    " :name, :host, :port, 'db', :user, 'prefer', cast(:schemas as jsonb), 'sealed', 'k1',"
+                    " :name, :host, :port, 'db', :user, 'prefer', cast(:schemas as jsonb), :secret, :kid,"
                     " :version, 'ad@x', :created, :created)"
                 ),
                 {
@@ -128,6 +136,7 @@ async def seed(server: Server) -> Seeded:
                     "user": AWKWARD[i][:63],
                     "schemas": ["[]", "null", "[]", '["public"]', '["a", "b é"]', '["x"]'][i],
                     "version": i + 1,
+                    **_sealed(server, rich, source_id),
                     "created": base + timedelta(hours=i),
                 },
             )
@@ -177,9 +186,9 @@ async def seed(server: Server) -> Seeded:
                 text(
                     f'insert into "{odd_schema}".data_sources (id, name, host, port, database, username,'
                     " sslmode, schemas, secret, secret_kid, version, created_by) values (:id, :name, 'h', 5432,"
-                    " 'db', 'u', 'prefer', cast(:schemas as jsonb), 's', 'k', 1, 'ad@x')"
+                    " 'db', 'u', 'prefer', cast(:schemas as jsonb), :secret, :kid, 1, 'ad@x')"
                 ),
-                {"id": source_id, "name": f"odd{i}", "schemas": schemas},
+                {"id": source_id, "name": f"odd{i}", "schemas": schemas, **_sealed(server, odd, source_id)},
             )
             await conn.execute(
                 text(
