@@ -279,6 +279,7 @@ def category_of(table: TableSnapshot, column: ColumnSnapshot, keys: set[str]) ->
 def label_of(table: TableSnapshot, keys: set[str]) -> tuple[ColumnSnapshot | None, bool]:
     """The column that names a row of `table` (not PII), and whether it is unique."""
     best: tuple[int, int, ColumnSnapshot] | None = None
+    own = "_".join(name_words(table.name))
     for column in table.columns:
         if column.family != "text" or is_pii(table, column):
             continue
@@ -287,10 +288,12 @@ def label_of(table: TableSnapshot, keys: set[str]) -> tuple[ColumnSnapshot | Non
             rank = 0
         elif LABEL_NAME.search(name):
             rank = 1
-        elif name in ("sku", "code", "slug", "handle") or name.endswith(("_code", "_sku")):
+        elif name in ("sku", "code", "slug", "handle") or name in {f"{own}_code", f"{own}_sku"}:
             rank = 2
         else:
             continue
+        if null_fraction(column) >= 0.5:
+            continue  # mostly empty: it names few rows
         if best is None or (rank, column.position) < best[:2]:
             best = (rank, column.position, column)
     if best is None:
