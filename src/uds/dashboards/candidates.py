@@ -163,7 +163,7 @@ def find_candidates(
 
 def _select_tables(facts: dict[str, TableFacts], tables: Sequence[str] | None) -> list[str]:
     if not tables:
-        return sorted(ref for ref, f in facts.items() if f.rows is None or f.rows > 0)
+        return sorted(ref for ref, f in facts.items() if f.table.columns and (f.rows is None or f.rows > 0))
     chosen: list[str] = []
     for name in tables:
         hits = [ref for ref in facts if ref == name or ref.split(".", 1)[1] == name]
@@ -232,7 +232,12 @@ class _TableCandidates:
 
     def measures(self) -> list[MeasureDef]:
         rows = count_text(self.f.rows, self.plural)
-        out = [MeasureDef("count", (), "count", "count", f"number of {self.plural}", ",d", rows)]
+        estimate = self.t.row_estimate
+        how = {"exact": "counted exactly", "stats": "from planner statistics"}.get(
+            estimate.method if estimate is not None else "", "estimated"
+        )
+        count_fact = f"{self.t.schema}.{self.t.name} holds {rows} (row count {how} at discovery)"
+        out = [MeasureDef("count", (), "count", "count", f"number of {self.plural}", ",d", count_fact)]
         taken = {"count"}
         asked = set(self.reading.aggregates)
         line = self.f.line_amount

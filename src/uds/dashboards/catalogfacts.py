@@ -41,7 +41,8 @@ PII_NAME = re.compile(
     r"(^|_)(e_?mail|phone|mobile|msisdn|fax|first_?name|last_?name|full_?name|given_?name|family_?name|"
     r"middle_?name|surname|maiden_?name|nick_?name|ssn|social_security|passport|national_id|tax_id|iban|"
     r"card_?number|cc_?num|birth|dob|date_of_birth|birthday|street|address|ip|ip_?address|password|"
-    r"secret|token)($|_)"
+    r"secret|token|(contact|customer|user|person|employee|owner|author|client|patient|member|recipient|sender|"
+    r"holder|manager|driver|passenger|guest|buyer|seller)_?name)($|_)"
 )
 PERSON_TABLE = re.compile(
     r"(^|_)(customer|user|person|people|employee|member|contact|client|patient|student|author|staff|"
