@@ -9,6 +9,7 @@ subscriptions, usage events to accounts).
 
 from __future__ import annotations
 
+import contextlib
 import re
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -141,13 +142,19 @@ class Source:
     params: ConnectionParams
     catalog: CatalogSnapshot
     schemas: frozenset[str]
+    pool: asyncpg.Pool
 
 
-async def discovered(params: ConnectionParams, schemas: Sequence[str]) -> Source:
+@contextlib.asynccontextmanager
+async def discovered(params: ConnectionParams, schemas: Sequence[str]) -> AsyncIterator[Source]:
     catalog = await discover(
         params, budget=Budget(rows=10_000_000), guard=OPEN, options=OPTIONS, include_schemas=tuple(schemas)
     )
-    return Source(params, catalog, frozenset(schemas))
+    pool = await asyncpg.create_pool(**connect_args(params), min_size=1, max_size=2)
+    try:
+        yield Source(params, catalog, frozenset(schemas), pool)
+    finally:
+        await pool.close()
 
 
 async def demo_source(admin: ConnectionParams) -> AsyncIterator[Source]:
@@ -155,7 +162,8 @@ async def demo_source(admin: ConnectionParams) -> AsyncIterator[Source]:
     await build_demo_database(admin, rows=DEMO_ROWS, database=name)
     params = replace(admin.with_database(name), sslmode="disable")
     try:
-        yield await discovered(params, ["shop"])
+        async with discovered(params, ["shop"]) as source:
+            yield source
     finally:
         await drop_database(admin, name)
 
@@ -166,21 +174,18 @@ async def saas_source(admin: ConnectionParams) -> AsyncIterator[Source]:
     params = replace(admin.with_database(name), sslmode="disable")
     try:
         await execute(params, SAAS_SQL)
-        yield await discovered(params, ["billing"])
+        async with discovered(params, ["billing"]) as source:
+            yield source
     finally:
         await drop_database(admin, name)
 
 
-async def fetch(params: ConnectionParams, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
-    """Run `sql` read-only; the result column names and rows."""
-    conn = await asyncpg.connect(**connect_args(params))
-    try:
-        async with conn.transaction(readonly=True):
-            statement = await conn.prepare(sql)
-            columns = [a.name for a in statement.get_attributes()]
-            rows = [tuple(r) for r in await statement.fetch()]
-    finally:
-        await conn.close()
+async def fetch(source: Source, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """Run `sql` read-only on the source; the result column names and rows."""
+    async with source.pool.acquire() as conn, conn.transaction(readonly=True):
+        statement = await conn.prepare(sql)
+        columns = [a.name for a in statement.get_attributes()]
+        rows = [tuple(r) for r in await statement.fetch()]
     return columns, rows
 
 
@@ -211,9 +216,9 @@ async def check_widget(source: Source, widget: WidgetDraft) -> tuple[list[str], 
     checked = check_widget_sql(widget.sql, allowed_schemas=source.schemas)
     validate_spec(widget.spec)
     assert "data" in widget.spec and "values" not in widget.spec["data"], "specs carry no data"
-    columns, rows = await fetch(source.params, widget.sql)
+    columns, rows = await fetch(source, widget.sql)
     assert rows, f"{widget.title}: no rows"
-    assert await fetch(source.params, checked) == (columns, rows), "the checked SQL gives other rows"
+    assert await fetch(source, checked) == (columns, rows), "the checked SQL gives other rows"
     assert encoding_fields(widget.spec) <= set(columns), (widget.title, encoding_fields(widget.spec), columns)
     assert re.search(r"\bLIMIT \d+\s*$", widget.sql), widget.sql
     assert "ORDER BY" in widget.sql or widget.kind == "kpi", widget.sql

@@ -89,7 +89,7 @@ async def test_revenue_over_time_by_category(demo: Source) -> None:
     columns, rows = await check_widget(demo, top)
     assert columns == ["time", "category", "sum_unit_price_x_quantity"]
     _, expected = await fetch(
-        demo.params,
+        demo,
         """select date_trunc('month', o.created_at), c.name, sum(oi.unit_price * oi.quantity)
            from shop.order_items oi
            join shop.orders o on o.id = oi.order_id
@@ -121,7 +121,7 @@ async def test_top_customers_by_spend(demo: Source) -> None:
     assert "customers has no non-personal name column" in top.reason
     columns, rows = await check_widget(demo, top)
     _, expected = await fetch(
-        demo.params,
+        demo,
         "select customer_id::text, sum(total_amount) from shop.orders group by 1 order by 2 desc, 1 limit 10",
     )
     assert rows == expected
@@ -129,7 +129,7 @@ async def test_top_customers_by_spend(demo: Source) -> None:
     other = widget(d, kind="bar", reads={"shop.payments.amount", "shop.orders.customer_id"})
     columns, rows = await check_widget(demo, other)
     _, expected = await fetch(
-        demo.params,
+        demo,
         """select o.customer_id::text, sum(p.amount) from shop.payments p join shop.orders o on o.id = p.order_id
            group by 1 order by 2 desc, 1 limit 10""",
     )
@@ -143,14 +143,14 @@ async def test_payment_methods(demo: Source) -> None:
     assert "payments.method has 4 values" in first.reason
     columns, rows = await check_widget(demo, first)
     _, expected = await fetch(
-        demo.params, "select method, count(*) from shop.payments group by 1 order by 2 desc, 1"
+        demo, "select method, count(*) from shop.payments group by 1 order by 2 desc, 1"
     )
     assert rows == expected
     assert all("shop.payments.method" in w.columns for w in d.widgets)
     split = widget(d, kind="timeseries", reads={"shop.payments.method", "shop.payments.paid_at"})
     columns, rows = await check_widget(demo, split)
     _, expected = await fetch(
-        demo.params,
+        demo,
         f"select date_trunc('{split.spec['usermeta']['uds']['grain']}', paid_at), method, count(*) "
         "from shop.payments group by 1, 2",
     )
@@ -164,9 +164,7 @@ async def test_how_many_orders_per_status(demo: Source) -> None:
     assert "orders.status has 6 values" in first.reason
     columns, rows = await check_widget(demo, first)
     assert columns == ["status", "count"]
-    _, expected = await fetch(
-        demo.params, "select status, count(*) from shop.orders group by 1 order by 2 desc, 1"
-    )
+    _, expected = await fetch(demo, "select status, count(*) from shop.orders group by 1 order by 2 desc, 1")
     assert rows == expected
 
 
@@ -247,7 +245,7 @@ async def test_without_semantic_types(demo: Source) -> None:
     ):
         d = generate_dashboard(bare, goal=goal)
         results = {w.key: (await check_widget(demo, w))[1] for w in d.widgets}
-        assert_no_pii(Source(demo.params, demo.catalog, demo.schemas), d, results)
+        assert_no_pii(demo, d, results)
     d = generate_dashboard(bare, goal="how many orders per status")
     assert d.widgets[0].title == "Number of orders by status"
 
@@ -271,7 +269,7 @@ async def test_with_the_new_semantic_families(demo: Source) -> None:
     assert first.title == "Top 5 products by total quantity of order items"
     columns, rows = await check_widget(demo, first)
     _, expected = await fetch(
-        demo.params,
+        demo,
         """select p.name || ' #' || p.id, sum(oi.quantity) from shop.order_items oi
            join shop.products p on p.id = oi.product_id group by p.id, 1 order by 2 desc, 1 limit 5""",
     )

@@ -793,7 +793,10 @@ class _TableCandidates:
         if group:
             sql = sql.replace("GROUP BY 1", "GROUP BY 1, " + ", ".join(group), 1)
         word = "Bottom" if self.reading.ascending else "Top"
-        title = f"{word} {n} {ent.noun} by {self._measure_title(m).lower()}"
+        if ent.values is not None and ent.values <= n:
+            title = f"{title_case(ent.noun)} by {self._measure_title(m).lower()}"  # all of them
+        else:
+            title = f"{word} {n} {ent.noun} by {self._measure_title(m).lower()}"
         spec = vegalite.bar_spec(
             title,
             category=name,
@@ -805,7 +808,7 @@ class _TableCandidates:
         )
         if self.reading.ascending:
             spec["encoding"]["y"]["sort"] = "x"
-        shape = 1.0 if (ent.values or 0) > n else 0.7
+        shape = self._values_shape(ent.values, 12) if ent.values is not None and ent.values <= n else 1.0
         self._add(
             kind="bar",
             intents={"top", "breakdown"},

@@ -169,6 +169,8 @@ def goal_score(c: Candidate, reading: GoalReading) -> tuple[float, list[FieldMat
         answers.discard("breakdown")
     intents = set(reading.intents)
     intent = len(intents & answers) / len(intents) if intents else 0.5
+    if intents and (answers - intents - {"top", "breakdown", "share"}):
+        intent *= 0.7  # an axis nobody asked for (a time axis, a distribution) answers less
     if not intents and c.kind == "kpi" and words:
         intent = 0.4  # "payment methods" is a breakdown more than a single figure
     aggregate = 0.5

@@ -391,5 +391,5 @@ def _match_words(words: list[str], catalog: CatalogSnapshot) -> list[FieldMatch]
                         kind = measure.kind if measure is not None else None
                     if kind in semantic:
                         keep(FieldMatch(word, c_ref, "column", f"semantic type {kind}", 0.6))
-        out.extend(sorted(best.values(), key=lambda m: (-m.strength, m.ref)))
+        out.extend(sorted(best.values(), key=lambda m: (-m.strength, m.level != "table", m.ref)))
     return out
