@@ -406,11 +406,8 @@ class _TableCandidates:
             assert dim.column is not None
             return as_text(source.col(dim.path, dim.column.name))
         if dim.column is None:
-            return (
-                "CAST("
-                + " || ', ' || ".join(f"CAST({source.col(dim.path, k)} AS text)" for k in dim.key)
-                + " AS text)"
-            )
+            keys = [f"CAST({source.col(dim.path, k)} AS text)" for k in dim.key]
+            return keys[0] if len(keys) == 1 else f"concat_ws({ql(', ')}, {', '.join(keys)})"
         label = as_text(source.col(dim.path, dim.column.name))
         if dim.label_unique or not dim.key:
             return label
@@ -608,6 +605,8 @@ class _TableCandidates:
             )
         grain = td.grain or "month"
         title = f"{self._measure_title(m)} per {grain}"
+        if td.time_kind != "created" and td.column is not None:
+            title += f" ({humanize(td.column.name)})"  # which of the table's times
         if split is not None:
             title += f" by {split.label}"
         chart = self.reading.chart

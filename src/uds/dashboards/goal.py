@@ -70,6 +70,11 @@ _INTENT_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
             r"\bdepends? on\b",
         ),
         ("breakdown", r"\bbreak ?downs?\b|\bbroken down\b|\bcompar\w*\b|\bsegment(?:ed|s)?\b|\bgrouped\b"),
+        (
+            "kpi",
+            r"\bkpis?\b|\bkey (?:metrics|figures|numbers|indicators)\b|\bheadline (?:figures|numbers)\b|"
+            r"\bat a glance\b",
+        ),
     )
 )
 _BY = re.compile(
@@ -212,7 +217,7 @@ class GoalReading:
     @property
     def vague(self) -> bool:
         """Nothing to steer by: the overview is the answer."""
-        return not self.words and not (set(self.intents) - {"kpi"}) and self.chart is None
+        return not self.words and not self.intents and self.chart is None
 
     @property
     def matched(self) -> bool:
