@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from decimal import Decimal
@@ -17,6 +18,8 @@ from uds.dashboards.candidates import MAX_SERIES, find_candidates
 from uds.dashboards.draft import DashboardDraft, WidgetDraft
 from uds.dashboards.generator import generate_dashboard
 from uds.dashboards.goal import read_goal
+from uds.dashboards.grafana import grafana_dashboard
+from uds.dashboards.grafana_model import Dashboard
 from uds.dashboards.insights import compute_insights
 from uds.datasources.params import params_from_url
 from uds.discovery.snapshot import CatalogSnapshot, Figure, TableSnapshot
@@ -294,3 +297,31 @@ def test_tables_filter_and_bad_input(demo: Source) -> None:
     )
     with pytest.raises(BadUserInput, match=r"nothing|no table"):
         generate_dashboard(empty, goal=None)
+
+
+async def test_grafana_export_runs_on_the_source(demo: Source) -> None:
+    """Each panel's SQL, with the time filter expanded the way Grafana does over the
+    dashboard's time range, returns what the widget returns, under Grafana's names."""
+    for goal in (
+        "revenue over time by category",
+        None,
+        "distribution of order amounts and unit price vs quantity",
+    ):
+        d = generate_dashboard(demo.catalog, goal=goal, max_widgets=12)
+        out = grafana_dashboard(uid="demo", title=d.title, widgets=d.widgets)
+        Dashboard.model_validate(out)
+        start, end = out["time"]["from"], out["time"]["to"]
+        for panel, w in zip(out["panels"], d.widgets, strict=True):
+            sql = re.sub(
+                r"\$__timeFilter\(([^)]*)\)",
+                rf"\1 BETWEEN '{start}' AND '{end}'",
+                panel["targets"][0]["rawSql"],
+            )
+            columns, rows = await fetch(demo, sql)
+            _, expected = await fetch(demo, w.sql)
+            assert sorted(rows) == sorted(expected), w.title
+            if panel["type"] == "timeseries":
+                assert columns[0] == "time" and panel["targets"][0]["format"] == "time_series"
+                assert columns[1:2] == ["metric"] or len(columns) == 2
+            if panel["type"] == "histogram":
+                assert columns[:2] == ["xMin", "xMax"]

@@ -169,3 +169,28 @@ def test_inline_data_makes_json() -> None:
     json.dumps(out, allow_nan=False)
     with pytest.raises(ValueError, match="zip"):
         vl.inline_data(SPECS["bar"], ["a"], [(1, 2)])
+
+
+ROWS = {
+    "kpi": (["count"], [(1234,)]),
+    "timeseries": (["time", "count"], [("2024-01-01T00:00:00+00:00", 3), ("2024-02-01T00:00:00+00:00", 5)]),
+    "split": (["time", "category", "sum_amount"], [("2024-01-01", "a", 1.5), ("2024-01-01", "b", 2.0)]),
+    "bar": (["status", "count"], [("paid", 3), ("new", 5)]),
+    "stacked_bar": (["status", "currency", "count"], [("paid", "EUR", 3), ("new", "USD", 5)]),
+    "pie": (["method", "count"], [("card", 3), ("cash", 5)]),
+    "histogram": (["bin_start", "bin_end", "count"], [(0, 10, 3), (10, 20, 5)]),
+    "scatter": (["quantity", "unit_price", "count"], [(1, 20, 3), (2, 40, 1)]),
+    "table": (["status", "count"], [("paid", 3), ("new", 5)]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SPECS))
+def test_specs_render_with_the_bundled_vega_lite(name: str) -> None:
+    vlc = pytest.importorskip(
+        "vl_convert", reason="vl-convert-python is not installed (the renderer's dependency)"
+    )
+    assert vl.VEGA_LITE_VERSION in vlc.get_vegalite_versions()
+    columns, rows = ROWS[name]
+    full = vl.inline_data(SPECS[name], columns, rows)
+    svg = vlc.vegalite_to_svg(full, vl_version=vl.VEGA_LITE_VERSION, allowed_base_urls=[])
+    assert svg.startswith("<svg") and "graphics-symbol" in svg
