@@ -547,7 +547,8 @@ class _TableCandidates:
                 facts=tuple(f for f in facts if f),
                 shape=round(max(0.0, min(1.0, shape)), 4),
                 quality=self._quality(columns, tables, longest),
-                prior=round(prior * (0.5 + 0.5 * self.f.importance), 4),
+                # An overview prefers a table's own columns to those it reaches through joins.
+                prior=round(prior * (0.5 + 0.5 * self.f.importance) * 0.9 ** len(longest), 4),
                 extra_refs=tuple(column_ref(self.t, c) for c in extra_columns),
                 signature=(
                     signature_kind or kind,
@@ -673,6 +674,8 @@ class _TableCandidates:
             return 0.5
         if values < 2:
             return 0.0
+        if values == 2:
+            return 0.8  # a yes/no split says less than a few categories
         if values <= best_max:
             return 1.0
         return max(0.4, 1.0 - (values - best_max) / 60)
@@ -817,7 +820,7 @@ class _TableCandidates:
             measure=m,
             dims=[ent],
             shape=shape,
-            prior=0.7 if ent.column is not None else 0.6,
+            prior=(0.7 if ent.column is not None else 0.6) * (1.0 if m.agg == "count" else 0.95),
             signature_kind="top",
         )
 

@@ -86,9 +86,9 @@ class Measure:
 
     @property
     def additive(self) -> bool:
-        """Sums mean something for amounts and quantities; for prices, rates and durations
-        (a value per unit, per row) only averages do."""
-        if self.kind not in ("money", "quantity", "measure"):
+        """Sums mean something for amounts and quantities; for prices, rates, durations and
+        numbers of unknown meaning (a rating, an age, a temperature) only averages do."""
+        if self.kind not in ("money", "quantity"):
             return False
         return not set(name_words(self.column.name)) & PER_UNIT_WORDS
 
