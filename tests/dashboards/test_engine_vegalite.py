@@ -127,6 +127,18 @@ def test_refused(spec: dict[str, object], match: str) -> None:
     assert info.value.code == "BAD_USER_INPUT"
 
 
+def test_columns_named_url_are_data() -> None:
+    spec = vl.bar_spec(
+        "Hits by url", category="url", category_title="URL", value="href", value_title="Hits", fmt=",d"
+    )
+    vl.validate_spec(vl.inline_data(spec, ["url", "href"], [("https://example.com/a", 3)]))
+    vl.validate_spec(
+        {**spec, "data": {"name": "table"}, "datasets": {"table": [{"url": "https://x", "href": 1}]}}
+    )
+    with pytest.raises(BadUserInput, match="/layer/0/data/url"):
+        vl.validate_spec({**spec, "layer": [{"mark": "bar", "data": {"url": "https://example.com/x.csv"}}]})
+
+
 def test_not_an_object() -> None:
     for bad in ([], "spec", None, 3):
         with pytest.raises(BadUserInput, match="JSON object"):

@@ -80,6 +80,8 @@ def _find_remote(node: Any, path: str) -> str | None:
     if isinstance(node, dict):
         for key, value in node.items():
             here = f"{path}/{key}"
+            if (key == "values" and path.endswith("/data")) or (key == "datasets" and path == ""):
+                continue  # inline rows are data: a column may well be called "url"
             if key in _REMOTE_KEYS:
                 return here
             if key == "mark" and (
