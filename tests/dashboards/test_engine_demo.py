@@ -42,11 +42,9 @@ GOALS = [
 # Goals that ask for personal data: the answer must still never show it.
 PII_GOALS = [
     "orders by customer email",
-    "top customers by name",
-    "customers by phone",
+    "top customers by first name and last name",
     "payments by card number",
     "events by ip address",
-    "customers by first name and last name",
 ]
 
 
