@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import random
 
 import pytest
 
@@ -231,3 +232,30 @@ def test_relationship_to_a_non_key_is_not_joined() -> None:
     )
     for c in find_candidates(bad, read_goal(None, bad)):
         assert 'membership_type" = ' not in c.sql and '= "t0"."channel"' not in c.sql
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_partial_catalogs_still_give_dashboards(seed: int) -> None:
+    """Tables discovery could not profile, columns without semantic types, no relationships,
+    unknown row counts: still a dashboard whose SQL and specs pass their checks."""
+    rnd = random.Random(seed)
+    partial = copy.deepcopy(CATALOG)
+    for t in partial.tables:
+        if rnd.random() < 0.4:
+            t.row_estimate = None
+        if rnd.random() < 0.3:
+            t.quality = None
+        for c in t.columns:
+            if rnd.random() < 0.4:
+                c.profile = None
+            if rnd.random() < 0.4 and not c.pii:
+                c.semantic_type = None
+    if seed % 2:
+        partial.relationships = []
+    for goal in (None, "late fees by genre", "top members by loans", "zebra"):
+        d = generate_dashboard(partial, goal=goal)
+        assert d.widgets
+        for w in d.widgets:
+            check_widget_sql(w.sql, allowed_schemas={"library"})
+            validate_spec(w.spec)
+            assert "full_name" not in w.sql and "email" not in w.sql
