@@ -199,7 +199,13 @@ def _panel(
             transformations.append(
                 {
                     "id": "groupingToMatrix",
-                    "options": {"columnField": split, "rowField": category, "valueField": value},
+                    # Missing (category, split) pairs become null: no segment, rather than ''.
+                    "options": {
+                        "columnField": split,
+                        "rowField": category,
+                        "valueField": value,
+                        "emptyValue": "null",
+                    },
                 }
             )
             category = f"{category}\\{split}"  # the row field's name after groupingToMatrix
