@@ -253,7 +253,12 @@ def test_every_panel_type_has_what_it_needs() -> None:
     assert stacked["transformations"] == [
         {
             "id": "groupingToMatrix",
-            "options": {"columnField": "currency", "rowField": "status", "valueField": "count"},
+            "options": {
+                "columnField": "currency",
+                "rowField": "status",
+                "valueField": "count",
+                "emptyValue": "null",
+            },
         }
     ]
     assert stacked["options"]["stacking"] == "normal" and stacked["options"]["xField"] == "status\\currency"
