@@ -14,6 +14,7 @@ from uds.datasources.credentials import CredentialCipher, load_cipher
 from uds.db import make_engine, make_read_engine
 from uds.jobs.hub import EventHub
 from uds.jobs.queue import JobQueue
+from uds.jobs.replay import EventReads
 from uds.policies import PolicyEngine, open_engine
 from uds.settings import Settings
 from uds.tenants.registry import TenantRegistry
@@ -33,6 +34,8 @@ class Services:
     # Jobs (uds.jobs): arq enqueue and tenant slots; job events published and fanned out.
     queue: JobQueue = field(init=False)
     events: EventHub = field(init=False)
+    # Replays of stored job events, one query for the subscribers asking at the same time.
+    event_reads: EventReads = field(init=False)
     # Data source passwords at rest (uds.datasources.credentials); from UDS_SECRET_KEYS.
     credentials: CredentialCipher = field(init=False)
 
@@ -60,6 +63,7 @@ class Services:
         services.read_engine = make_read_engine(settings)
         services.queue = JobQueue(settings)
         services.events = EventHub(redis)
+        services.event_reads = EventReads(services.read_engine)
         services.credentials = credentials
         await registry.start()
         return services

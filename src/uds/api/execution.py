@@ -32,6 +32,8 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 Fragment = orjson.Fragment
 DEFINITION = "strawberry-definition"
+# Subscription events executed, and deliveries that took an execution shared by another.
+STATS: dict[str, int] = {"event_executions": 0, "shared_results": 0}
 
 
 class SharedEvent:
@@ -78,7 +80,9 @@ class UdsExecutor(StrawberryGraphQLCoreExecutionContext):
             return super().execute_operation(serially)
         data = payload.results.get(key)
         if data is not None:
+            STATS["shared_results"] += 1
             return ExecutionResult(data, None)
+        STATS["event_executions"] += 1
         result = super().execute_operation(serially)
         if self.is_awaitable(result):
             return _remember_async(payload, key, result)
