@@ -78,7 +78,7 @@ class Context:
                 principal=self.principal,
                 action=action,
                 tenant_role=self.tenant_role,
-                tenant=TenantFacts.from_record(self.tenant) if self.tenant else None,
+                tenant=_facts(self.tenant) if self.tenant else None,
                 resource=resource or {},
             )
         )
@@ -104,6 +104,23 @@ class Context:
             reasons=decision.reasons,
             target=_target(resource),
         )
+
+
+# TenantFacts per registry record: the record object stays the same until the registry
+# re-reads the tenant, so its facts (effective plan features and limits) are computed
+# once per record, not once per decision. Holding the record keeps its id unique.
+_FACTS: dict[int, tuple[TenantRecord, TenantFacts]] = {}
+
+
+def _facts(record: TenantRecord) -> TenantFacts:
+    hit = _FACTS.get(id(record))
+    if hit is not None and hit[0] is record:
+        return hit[1]
+    facts = TenantFacts.from_record(record)
+    if len(_FACTS) >= 4096:
+        _FACTS.clear()
+    _FACTS[id(record)] = (record, facts)
+    return facts
 
 
 def _target(resource: dict[str, Any] | None) -> str | None:
