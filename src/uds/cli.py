@@ -521,10 +521,21 @@ def _run_uvicorn(settings: Settings, host: str, port: int, *, workers: int = 1) 
             loop="uvloop",
             http="httptools",
             log_level="info",
+            ws_per_message_deflate=False,
         )
         return
     collect_less_often()  # this process is a server: see uds.runtime
-    uvicorn.run(create_app(settings), host=host, port=port, loop="uvloop", http="httptools", log_level="info")
+    # No per-message deflate: job events are small, and a thousand subscribers of one job
+    # would have the same message compressed a thousand times.
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        log_level="info",
+        ws_per_message_deflate=False,
+    )
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ from graphql import (
 )
 from graphql.execution import ExecutionResult
 from graphql.execution.collect_fields import collect_fields, collect_subfields
+from graphql.execution.executor import CollectedErrors
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 Fragment = orjson.Fragment
@@ -69,6 +70,15 @@ class UdsExecutor(StrawberryGraphQLCoreExecutionContext):
         if type(result) is Fragment:
             return result
         return super().complete_value(return_type, field_details_list, info, path, result, position_context)
+
+    def build_per_event_executor(self, payload: Any) -> Any:
+        """graphql-core's per-event copy, without `copy.copy`'s generic reduce protocol
+        (it runs for every event of every subscriber)."""
+        executor = object.__new__(type(self))
+        executor.__dict__.update(self.__dict__)
+        executor.root_value = payload
+        executor.collected_errors = CollectedErrors()
+        return executor
 
     def execute_operation(self, serially: bool | None = None) -> Any:
         payload = self.root_value

@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncGenerator
 from typing import Any
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import (
-    AddValidationRules,
-    DisableIntrospection,
-    MaxAliasesLimiter,
-    MaxTokensLimiter,
-    ParserCache,
-    QueryDepthLimiter,
-    ValidationCache,
-)
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import Info
 
@@ -25,9 +17,9 @@ from uds.api import datasources as source_api
 from uds.api import jobs as job_api
 from uds.api.context import Context
 from uds.api.execution import UdsExecutor
+from uds.api.gate import OperationGate, operation_rules
 from uds.api.guard import NoPolicy, Policy
 from uds.api.pagination import Connection
-from uds.api.view import OperationGate
 from uds.settings import Settings
 
 
@@ -145,28 +137,14 @@ class UdsSchema(strawberry.Schema):
 
 def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     settings = settings or Settings()
-    # Strawberry builds fresh extension instances per request (they hold per-request
-    # state), but the depth and alias rules are built once here: the limiter extensions
-    # create a new rule class per instance, and ValidationCache keys on the rule classes,
-    # so per-request rules would make every request miss the cache and re-validate.
-    rules = [
-        *QueryDepthLimiter(max_depth=settings.max_query_depth).validation_rules,
-        *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules,
-    ]
-    extensions: list[Any] = [
-        lambda: MaxTokensLimiter(max_token_count=settings.max_query_tokens),
-        lambda: ParserCache(maxsize=1024),
-        lambda: AddValidationRules(rules),
-        lambda: ValidationCache(maxsize=1024),
-    ]
-    if not settings.dev:
-        extensions.append(DisableIntrospection)
-    extensions.append(OperationGate)
+    gate = functools.partial(
+        OperationGate, max_tokens=settings.max_query_tokens, rules=operation_rules(settings)
+    )
     return UdsSchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
-        extensions=extensions,
+        extensions=[gate],
         config=StrawberryConfig(auto_camel_case=True),
         execution_context_class=UdsExecutor,
     )

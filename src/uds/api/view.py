@@ -3,7 +3,7 @@
 The request owns its transaction: `process_result` commits when the operation produced
 no GraphQL errors and rolls back otherwise, before the response is sent, so a client
 never sees success for work that was not committed. A query has no transaction: its
-scope reads from the read-only engine in autocommit (`OperationGate`, uds.db).
+scope reads from the read-only engine in autocommit (uds.api.gate, uds.db).
 
 Responses are encoded with orjson (`encode_json`), which also splices the JSON that the
 read fast paths built in PostgreSQL (`orjson.Fragment`, see uds.api.execution).
@@ -27,18 +27,16 @@ from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.exceptions import ConnectionRejectionError
-from strawberry.extensions import SchemaExtension
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
-from strawberry.types.graphql import OperationType
 from strawberry.types.unset import UNSET, UnsetType
 
 from uds.api.context import Context
 from uds.api.loaders import Loaders
 from uds.auth.middleware import bearer_principal
 from uds.db import TransactionScope
-from uds.errors import BadUserInput, PersistedQueryNotInList, QueryTooComplex, UdsError
+from uds.errors import BadUserInput, QueryTooComplex, UdsError
 from uds.http import send_error
 from uds.services import Services
 from uds.tenants.routing import resolve_tenant
@@ -222,40 +220,3 @@ def _transport_error(exc: HTTPException) -> UdsError:
     error = BadUserInput(exc.reason)
     error.http_status = exc.status_code
     return error
-
-
-class OperationGate(SchemaExtension):
-    """What each kind of operation may use, decided once the document is parsed.
-
-    - Over WebSocket only subscriptions run; queries and mutations go over HTTP. A
-      WebSocket connection has one context for all its operations and no per-operation
-      transaction: a mutation there would never commit, and concurrent queries would share
-      one connection. Refusing them is clearer than either.
-    - An HTTP query reads without a transaction, on the read-only engine
-      (`TransactionScope.read_only`); a mutation keeps its transaction and savepoints.
-    """
-
-    def on_execute(self) -> Any:
-        context = self.execution_context.context
-        operation = self.execution_context.operation_type
-        if isinstance(getattr(context, "request", None), WebSocket):
-            if operation != OperationType.SUBSCRIPTION:
-                raise GraphQLError(
-                    "only subscriptions are served over WebSocket; send queries and mutations over HTTP",
-                    extensions={"code": BadUserInput.code},
-                )
-        elif operation == OperationType.QUERY and isinstance(context, Context):
-            context.tx.read_only()
-        execution = self.execution_context
-        schema = execution.schema
-        persisted = getattr(schema, "persisted", None)
-        if persisted is not None and execution.query is not None and not persisted.allowed(execution.query):
-            raise GraphQLError(  # a subscription's document (HTTP requests are checked before)
-                "this operation is not on the server's safelist",
-                extensions={"code": PersistedQueryNotInList.code},
-            )
-        yield
-        plans = getattr(schema, "plans", None)
-        if plans is not None and operation == OperationType.QUERY and isinstance(context, Context):
-            if not isinstance(context.request, WebSocket):
-                plans.learn(execution.query, execution.provided_operation_name, execution.graphql_document)
