@@ -98,6 +98,11 @@ async def test_generated_variants(server: Server, reference: Server, seeded: cor
     for document, variables in corpus.variants():
         for subject, tenant in corpus.principals(seeded):
             await _same(server, reference, {"query": document, "variables": variables}, subject, tenant)
+    catalogs = compiler.STATS["json_lists"]
+    for document, variables in corpus.catalog_variants(seeded):
+        for subject in (seeded.admin, seeded.viewer):
+            await _same(server, reference, {"query": document, "variables": variables}, subject, seeded.rich)
+    assert compiler.STATS["json_lists"] - catalogs >= 8, "catalog tables and columns were written in PostgreSQL"
     used = compiler.STATS["json_lists"] - before["json_lists"]
     fell_back = compiler.STATS["json_fallbacks"] - before["json_fallbacks"]
     assert used > 100, "the fast server wrote most of these lists in PostgreSQL"
