@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +39,8 @@ class Context:
     connection_params: dict[str, Any] | None = None
     # HTTP: the response strawberry merges headers and status from (rate limit headers).
     response: Response | WebSocket | None = None
+    # Held while a guarded resolver runs (uds.api.guard.Policy): one database user at a time.
+    serial: asyncio.Lock = field(default_factory=asyncio.Lock)
     # "query", "mutation" or "subscription", once the admission gate has seen the operation.
     operation: str | None = None
     # WebSocket: this connection's slot among the member's connections (key, lease id).
