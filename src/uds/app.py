@@ -19,7 +19,7 @@ from uds.auth.middleware import AuthMiddleware
 from uds.auth.oauth import token_endpoint
 from uds.cors import cors_middleware
 from uds.limits import BodyLimitMiddleware
-from uds.observability.exposition import metrics_route
+from uds.observability.exposition import MetricsEndpoint
 from uds.observability.metrics import configure_metrics
 from uds.observability.middleware import observe_middleware
 from uds.observability.multiprocess import process_stopped
@@ -81,12 +81,13 @@ def create_app(settings: Settings) -> Starlette:
             Route("/readyz", readyz),
             Route("/.well-known/jwks.json", jwks),
             Route("/oauth/token", token_endpoint, methods=["POST"]),
-            *([metrics_route(settings)] if settings.metrics_enabled else []),
         ],
         middleware=[
             # Outermost: request id, log context and request metrics (and the trace's
             # server span when tracing is on) cover everything below, refusals included.
             Middleware(observe_middleware, metrics_on=settings.metrics_enabled),
+            # /metrics has its own access rules (and a token that is not a JWT).
+            *([Middleware(MetricsEndpoint, settings=settings)] if settings.metrics_enabled else []),
             # Preflight requests carry no token: answered before authentication.
             *cors_middleware(settings),
             Middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes),

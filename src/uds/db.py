@@ -1,14 +1,21 @@
-"""Metadata, engine and the tenant session scope.
+"""Metadata, engines and the tenant session scope.
 
 Shared tables are pinned to schema `uds`; tenant tables have no schema and are mapped to
 the tenant's schema per request with `schema_translate_map`, never with `SET search_path`.
+
+Two engines: the read-write one (every mutation, job and migration: one transaction per
+unit of work) and the read-only one that GraphQL queries use (`make_read_engine`): its
+connections are in autocommit, so a read costs no BEGIN/COMMIT round trips, and are
+read-only at the server (`default_transaction_read_only`), so a query cannot write.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import DateTime, MetaData, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, create_async_engine
@@ -49,7 +56,29 @@ def async_url(url: str) -> str:
 
 
 def make_engine(settings: Settings, *, pool_size: int | None = None) -> AsyncEngine:
-    """The process's one engine; pool size from settings unless given."""
+    """The process's read-write engine; pool size from settings unless given."""
+    return _engine(settings, pool_size, {"application_name": "uds"})
+
+
+def make_read_engine(settings: Settings, *, pool_size: int | None = None) -> AsyncEngine:
+    """The engine of read-only requests: autocommit connections the server keeps read-only.
+
+    `default_transaction_read_only` makes every statement's implicit transaction read-only,
+    so an INSERT on these connections fails ("cannot execute INSERT in a read-only
+    transaction") whatever code sends it. `extra_float_digits=1` pins PostgreSQL's
+    shortest-exact float output, which the JSON built in SQL relies on (uds.api.sqljson).
+    """
+    settings_ = {
+        "application_name": "uds-read",
+        "default_transaction_read_only": "on",
+        "extra_float_digits": "1",
+    }
+    return _engine(settings, pool_size, settings_, isolation_level="AUTOCOMMIT")
+
+
+def _engine(
+    settings: Settings, pool_size: int | None, server_settings: dict[str, str], **options: Any
+) -> AsyncEngine:
     if not settings.database_url:
         raise RuntimeError("database_url is not set (start embedded servers first)")
     size = pool_size or settings.db_pool_size
@@ -64,7 +93,10 @@ def make_engine(settings: Settings, *, pool_size: int | None = None) -> AsyncEng
         max_overflow=0 if pool_size else size,
         pool_recycle=1800,
         poolclass=ObservedPool,  # connections in use and waits, as metrics
-        connect_args={"server_settings": {"application_name": "uds"}},
+        # statement_cache_size: asyncpg's own cache, used by the statements the read fast
+        # paths send on the driver connection (one text per tenant and selection).
+        connect_args={"server_settings": server_settings, "statement_cache_size": 1000},
+        **options,
     )
 
 
@@ -78,25 +110,100 @@ class TransactionScope:
 
     The owner decides the outcome: `commit()` on success, `rollback()` on error, then
     `close()`. Services only ever see the sessions handed out here and never commit.
+
+    A scope given a `read_engine` can be switched to reading (`read_only()`, before its
+    first use; the GraphQL view does it for queries): its connection then comes from the
+    read-only engine, in autocommit, with no transaction at all. Each statement sees what
+    was committed when it started; a read that needs one snapshot across statements asks
+    for it with `snapshot()`.
     """
 
-    def __init__(self, engine: AsyncEngine, tenant_slug: str | None = None) -> None:
+    def __init__(
+        self, engine: AsyncEngine, tenant_slug: str | None = None, *, read_engine: AsyncEngine | None = None
+    ) -> None:
         self._engine = engine
+        self._read_engine = read_engine
         self._tenant_slug = tenant_slug
         self._conn: AsyncConnection | None = None
         self._session: AsyncSession | None = None
         self._tenant_session: AsyncSession | None = None
+        self._opening: asyncio.Lock | None = None
+        self.reading = False
 
     @property
     def opened(self) -> bool:
         return self._conn is not None
 
+    @property
+    def tenant_slug(self) -> str | None:
+        return self._tenant_slug
+
+    def read_only(self) -> bool:
+        """Serve this scope from the read-only engine; False if it has none or is in use."""
+        if self._read_engine is None or self._conn is not None:
+            return False
+        self.reading = True
+        return True
+
     async def connection(self) -> AsyncConnection:
         if self._conn is None:
-            conn = await self._engine.connect()
-            await conn.begin()
-            self._conn = conn
+            # Root fields resolve concurrently: the first one opens, the others wait for it.
+            if self._opening is None:
+                self._opening = asyncio.Lock()
+            async with self._opening:
+                if self._conn is None:
+                    if self.reading:
+                        assert self._read_engine is not None
+                        self._conn = await self._read_engine.connect()
+                    else:
+                        conn = await self._engine.connect()
+                        await conn.begin()
+                        self._conn = conn
         return self._conn
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        """Run one statement on the asyncpg connection itself (reading scopes only).
+
+        For the read fast paths, which need no SQLAlchemy on the way. It takes the same
+        lock SQLAlchemy's driver adapter takes, so concurrent root fields sharing this
+        connection wait for each other instead of colliding.
+        """
+        adapter = await self._adapter()
+        async with adapter._execute_mutex:
+            return await adapter.driver_connection.fetchval(sql, *args)
+
+    async def _adapter(self) -> Any:
+        if not self.reading:
+            raise RuntimeError("the driver connection is for read-only scopes")
+        conn = await self.connection()
+        raw = await conn.get_raw_connection()
+        return raw.dbapi_connection
+
+    @asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[None]:
+        """Reads inside the block see one snapshot (a read-only REPEATABLE READ transaction).
+
+        For reads made of several statements that must agree with each other. On a
+        read-write scope the request's transaction is used as it is.
+        """
+        if not self.reading:
+            yield
+            return
+        adapter = await self._adapter()
+        driver = adapter.driver_connection
+        if driver.is_in_transaction():  # a snapshot is open already (nested use)
+            yield
+            return
+        async with adapter._execute_mutex:
+            await driver.execute("begin isolation level repeatable read read only")
+        try:
+            yield
+        except BaseException:
+            async with adapter._execute_mutex:
+                await driver.execute("rollback")
+            raise
+        async with adapter._execute_mutex:
+            await driver.execute("commit")
 
     async def core(self) -> AsyncSession:
         """Session for shared tables (schema `uds`)."""
@@ -116,6 +223,8 @@ class TransactionScope:
         return self._tenant_session
 
     async def commit(self) -> None:
+        if self.reading:
+            return  # nothing was (or could be) written
         for session in (self._session, self._tenant_session):
             if session is not None:
                 await session.flush()
@@ -123,6 +232,8 @@ class TransactionScope:
             await self._conn.commit()
 
     async def rollback(self) -> None:
+        if self.reading:
+            return
         if self._conn is not None and self._conn.in_transaction():
             await self._conn.rollback()
 

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from uds.auth.keys import SigningKey
 from uds.auth.verify import TokenVerifier
 from uds.datasources.credentials import CredentialCipher, load_cipher
-from uds.db import make_engine
+from uds.db import make_engine, make_read_engine
 from uds.jobs.hub import EventHub
 from uds.jobs.queue import JobQueue
 from uds.observability.relay import EventRelay
@@ -30,6 +30,8 @@ class Services:
     signing_key: SigningKey
     verifier: TokenVerifier
     policy: PolicyEngine
+    # Read-only, autocommit connections for GraphQL queries (uds.db.make_read_engine).
+    read_engine: AsyncEngine = field(init=False)
     # Jobs (uds.jobs): arq enqueue and tenant slots; job events published and fanned out.
     queue: JobQueue = field(init=False)
     events: EventHub = field(init=False)
@@ -62,6 +64,7 @@ class Services:
         )
         policy = await open_engine(settings)
         services = cls(settings, engine, redis, registry, signing_key, verifier, policy)
+        services.read_engine = make_read_engine(settings)
         services.queue = JobQueue(settings)
         services.events = EventHub(redis)
         services.credentials = credentials
@@ -85,4 +88,5 @@ class Services:
         await self.verifier.aclose()
         with contextlib.suppress(Exception):
             await self.redis.aclose()
+        await self.read_engine.dispose()
         await self.engine.dispose()

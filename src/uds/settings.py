@@ -16,6 +16,7 @@ from typing import Literal
 from uds.errors import ConfigError
 
 Mode = Literal["dev", "prod"]
+PersistedMode = Literal["apq", "safelist", "off"]
 LogFormat = Literal["json", "text"]
 
 # Observability defaults (docs/observability.md), written once here.
@@ -110,6 +111,16 @@ class Settings:
     @property
     def json_logs(self) -> bool:
         return self.log_format == "json" if self.log_format else not self.dev
+    # Read fast paths (docs/performance.md): queries on read-only autocommit connections,
+    # list fields as JSON built by PostgreSQL, cached operation plans. Off: every request
+    # takes the plain strawberry path in a transaction (the reference the tests compare to).
+    fast_paths: bool = True
+    # Persisted operations: "apq" (Apollo's automatic persisted queries: a client registers a
+    # document by sending it with its hash once), "safelist" (only the documents of
+    # persisted_queries_file run; anything else is refused) or "off".
+    persisted_queries: PersistedMode = "apq"
+    persisted_queries_file: Path | None = None
+    apq_ttl_seconds: int = 7 * 24 * 3600  # how long Redis keeps a registered document
 
     @property
     def dev(self) -> bool:
@@ -177,6 +188,10 @@ class Settings:
             worker_metrics_host=env.get("UDS_WORKER_METRICS_HOST", "").strip() or "127.0.0.1",
             otlp_endpoint=_url(env, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", ("http://", "https://"))
             or _url(env, "OTEL_EXPORTER_OTLP_ENDPOINT", ("http://", "https://")),
+            fast_paths=_switch(env, "UDS_FAST_PATHS", True),
+            persisted_queries=_persisted_mode(env),
+            persisted_queries_file=_existing_file(env, "UDS_PERSISTED_QUERIES_FILE"),
+            apq_ttl_seconds=_int(env, "UDS_APQ_TTL_SECONDS", 7 * 24 * 3600),
         )
 
 
@@ -262,6 +277,25 @@ def _port(env: Mapping[str, str], name: str) -> int | None:
     if port > 65535:
         raise ConfigError(f"{name} must be a TCP port (1-65535)")
     return port
+
+
+def _persisted_mode(env: Mapping[str, str]) -> PersistedMode:
+    raw = env.get("UDS_PERSISTED_QUERIES", "").strip().lower() or "apq"
+    if raw not in ("apq", "safelist", "off"):
+        raise ConfigError(f"UDS_PERSISTED_QUERIES must be 'apq', 'safelist' or 'off', not {raw!r}")
+    if raw == "safelist" and not env.get("UDS_PERSISTED_QUERIES_FILE", "").strip():
+        raise ConfigError("UDS_PERSISTED_QUERIES=safelist needs UDS_PERSISTED_QUERIES_FILE (the safelist)")
+    return raw  # type: ignore[return-value]
+
+
+def _existing_file(env: Mapping[str, str], name: str) -> Path | None:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    path = Path(raw).resolve()
+    if not path.is_file():
+        raise ConfigError(f"{name}: {path} is not a file")
+    return path
 
 
 def _redis_prefix(env: Mapping[str, str]) -> str:

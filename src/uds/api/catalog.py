@@ -14,6 +14,7 @@ from strawberry.types import Info
 
 from uds.api.context import Context
 from uds.api.pagination import Connection, connection, decode_time_id_cursor, page_size, time_id_key
+from uds.api.rowsource import RowSource, row_source
 from uds.datasources import service as sources
 from uds.discovery import drift, service
 from uds.discovery import snapshot as snap
@@ -49,6 +50,9 @@ class DiscoveryRun:
             warnings=list(row.warnings or []),
             error=row.error,
         )
+
+
+RUN_SOURCE = row_source(RowSource(DiscoveryRun, RunRow.__table__, empty_if_null=frozenset({"warnings"})))
 
 
 @strawberry.type(description="A value and how often it occurs (a share of all rows).")

@@ -45,6 +45,8 @@ class Context:
     operation: str | None = None
     # WebSocket: this connection's slot among the member's connections (key, lease id).
     ws_lease: tuple[str, str] | None = None
+    # A query's graphql-core executor (uds.api.execution), for the JSON fast path.
+    executor: Any = None
 
     def require_principal(self) -> Principal:
         if self.principal is None:

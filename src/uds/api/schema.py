@@ -25,10 +25,11 @@ from uds.api import datasources as source_api
 from uds.api import jobs as job_api
 from uds.api.admission import AdmissionExtension, Gate
 from uds.api.context import Context
+from uds.api.execution import UdsExecutor
 from uds.api.guard import NoPolicy, Policy
 from uds.api.pagination import Connection
 from uds.api.storable import StorableStringsRule
-from uds.api.view import WebSocketSubscriptionsOnly
+from uds.api.view import OperationGate
 from uds.settings import Settings
 
 
@@ -162,7 +163,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     ]
     if not settings.introspection:
         extensions.append(DisableIntrospection)
-    extensions.append(WebSocketSubscriptionsOnly)
+    extensions.append(OperationGate)
     extensions.append(lambda: AdmissionExtension(gate=gate))
     schema = UdsSchema(
         query=Query,
@@ -172,6 +173,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         # Prod: no "did you mean" hints that would map the schema for a caller without
         # introspection (the view strips the ones strawberry leaves, see GraphQLView._format).
         config=StrawberryConfig(auto_camel_case=True, disable_field_suggestions=not settings.dev),
+        execution_context_class=UdsExecutor,
     )
     schema.gate = gate
     return schema

@@ -2,22 +2,29 @@
 
 The request owns its transaction: `process_result` commits when the operation produced
 no GraphQL errors and rolls back otherwise, before the response is sent, so a client
-never sees success for work that was not committed.
+never sees success for work that was not committed. A query has no transaction: its
+scope reads from the read-only engine in autocommit (`OperationGate`, uds.db).
+
+Responses are encoded with orjson (`encode_json`), which also splices the JSON that the
+read fast paths built in PostgreSQL (`orjson.Fragment`, see uds.api.execution).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import re
+from collections.abc import Mapping
 from typing import Any
 
+import orjson
 from cross_web import HTTPException
 from graphql import GraphQLError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
-from strawberry.asgi import GraphQL
+from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.extensions import SchemaExtension
 from strawberry.http import GraphQLHTTPResponse
@@ -54,7 +61,40 @@ INPUT_ERROR_PREFIXES = ("Variable '$", "Expected value of type", "Argument '")
 _SUGGESTION = re.compile(r"\s*Did you mean .*$")
 
 
+def encode_json(data: object) -> bytes:
+    """The response body: orjson, or the standard library for what orjson refuses.
+
+    orjson refuses integers beyond 64 bits and non-string keys, which only a JSON scalar
+    (e.g. a job's result) can carry; the standard encoder writes those as before.
+    """
+    try:
+        return orjson.dumps(data)
+    except TypeError:
+        return json.dumps(data, default=_fragment_text).encode()
+
+
+def _fragment_text(value: object) -> object:
+    if isinstance(value, orjson.Fragment):
+        return orjson.loads(value.contents)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+class TextWebSocketAdapter(ASGIWebSocketAdapter):
+    """graphql-transport-ws messages go out as text frames (browsers expect text)."""
+
+    async def send_json(self, message: Mapping[str, object]) -> None:
+        from starlette.websockets import WebSocketDisconnect
+        from strawberry.http.exceptions import WebSocketDisconnected
+
+        try:
+            await self.ws.send_text(encode_json(message).decode())
+        except WebSocketDisconnect as exc:
+            raise WebSocketDisconnected from exc
+
+
 class GraphQLView(GraphQL[Context, None]):
+    websocket_adapter_class = TextWebSocketAdapter  # type: ignore[assignment]
+
     def __init__(self, services: Services, **kwargs: Any) -> None:
         from uds.api.schema import build_schema
 
@@ -68,6 +108,9 @@ class GraphQLView(GraphQL[Context, None]):
         )
         self.services = services
         tracing.trace_root_fields(self.schema._schema)  # a span per root field; only when on
+
+    def encode_json(self, data: object) -> bytes:
+        return encode_json(data)
 
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
         """graphql-transport-ws `connection_init`: who is calling, and in which tenant.
@@ -138,7 +181,12 @@ class GraphQLView(GraphQL[Context, None]):
 
     async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> Context:
         scope = request.scope
-        tx = TransactionScope(self.services.engine, scope["tenant"].slug if scope.get("tenant") else None)
+        services = self.services
+        tx = TransactionScope(
+            services.engine,
+            scope["tenant"].slug if scope.get("tenant") else None,
+            read_engine=services.read_engine if services.settings.fast_paths else None,
+        )
         ctx = Context(
             request=request,
             services=self.services,
@@ -241,26 +289,29 @@ def _transport_error(exc: HTTPException) -> UdsError:
     return error
 
 
-class WebSocketSubscriptionsOnly(SchemaExtension):
-    """Over WebSocket only subscriptions run; queries and mutations go over HTTP.
+class OperationGate(SchemaExtension):
+    """What each kind of operation may use, decided once the document is parsed.
 
-    A WebSocket connection has one context for all its operations and no per-operation
-    transaction: a mutation there would never commit, and concurrent queries would share
-    one connection. Refusing them is clearer than either.
+    - Over WebSocket only subscriptions run; queries and mutations go over HTTP. A
+      WebSocket connection has one context for all its operations and no per-operation
+      transaction: a mutation there would never commit, and concurrent queries would share
+      one connection. Refusing them is clearer than either.
+    - An HTTP query reads without a transaction, on the read-only engine
+      (`TransactionScope.read_only`); a mutation keeps its transaction and savepoints.
     """
 
     def on_execute(self) -> Any:
         # Also where the request's operation becomes known: its name and type go to the
         # request's metrics, log lines and span (one call per operation, not per field).
-        operation_type = self.execution_context.operation_type
-        note_operation(self.execution_context.operation_name, operation_type.value)
+        operation = self.execution_context.operation_type
+        note_operation(self.execution_context.operation_name, operation.value)
         context = self.execution_context.context
-        if (
-            isinstance(getattr(context, "request", None), WebSocket)
-            and operation_type != OperationType.SUBSCRIPTION
-        ):
-            raise GraphQLError(
-                "only subscriptions are served over WebSocket; send queries and mutations over HTTP",
-                extensions={"code": BadUserInput.code},
-            )
+        if isinstance(getattr(context, "request", None), WebSocket):
+            if operation != OperationType.SUBSCRIPTION:
+                raise GraphQLError(
+                    "only subscriptions are served over WebSocket; send queries and mutations over HTTP",
+                    extensions={"code": BadUserInput.code},
+                )
+        elif operation == OperationType.QUERY and isinstance(context, Context):
+            context.tx.read_only()
         yield

@@ -139,14 +139,14 @@ class JobQueue:
     def _admit_args(self, tenant: str) -> list[str | int]:
         return [tenant, _now_ms(), int(ADMISSION_LEASE_SECONDS * 1000), JobKeys.arq_job("")]
 
-    async def submit(self, tenant: str, job_id: uuid.UUID, *, cap: int) -> Admission:
+    async def submit(self, tenant: str, job_id: uuid.UUID, *, cap: int, kind: str | None = None) -> Admission:
         """Enqueue the job parked, put it on the tenant's waiting list and admit what fits.
 
         Raises redis errors (ConnectionError, TimeoutError) when Redis is unreachable.
         The job's payload carries the request id and trace context (uds.workers.execute).
         """
         with tracing.span("job.enqueue", **{"uds.job_id": str(job_id)}):
-            meta = job_meta()
+            meta = job_meta(kind)
             await self.redis.enqueue_job(
                 JOB_FUNCTION,
                 tenant,

@@ -95,7 +95,7 @@ async def start_job(
         session, tenant=tenant, job_id=job_id, kind=kind, params=params, actor=created_by
     )
     try:
-        admission = await services.queue.submit(tenant, job_id, cap=cap)
+        admission = await services.queue.submit(tenant, job_id, cap=cap, kind=kind)
     except (RedisError, OSError) as exc:
         metrics.redis_error("job_queue")
         log.warning("could not enqueue job %s of %s: %s", job_id, tenant, exc)
@@ -198,6 +198,7 @@ async def cancel_job(session: AsyncSession, *, job_id: uuid.UUID) -> tuple[JobSt
     if state.status == QUEUED:
         event = await finish(session, job_id, status=CANCELLED, message="cancelled before it started")
         assert event is not None
+        metrics.job_ended(state.kind, tenant_of(session), CANCELLED)
         return event.job, event
     if state.status == RUNNING:
         if not state.cancel_requested:

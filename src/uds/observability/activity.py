@@ -112,10 +112,10 @@ def note_identity(*, subject: str | None, tenant: str | None) -> None:
         activity.subject, activity.tenant = subject, tenant
 
 
-def job_meta() -> dict[str, object]:
-    """What a job carries from the request that starts it (in its arq payload): the
-    request id, and the trace context when tracing is on. Empty outside a request."""
-    meta: dict[str, object] = {}
+def job_meta(kind: str | None = None) -> dict[str, object]:
+    """What a job carries from the request that starts it (in its arq payload): its kind,
+    the request id, and the trace context when tracing is on."""
+    meta: dict[str, object] = {"kind": kind} if kind else {}
     request_id = current_request_id()
     if request_id:
         meta["request_id"] = request_id

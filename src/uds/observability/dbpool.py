@@ -8,11 +8,19 @@ server and the number of stuck requests on a starved one.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 
 from uds.observability.metrics import DB_IN_USE, DB_WAITING
+
+# SQLAlchemy names a pool's logger after its class, so this pool logs as
+# uds.observability.dbpool.ObservedPool. SQLAlchemy keeps its own loggers at WARNING unless
+# asked (echo_pool); do the same here, or every dispose would be an INFO line.
+_logger = logging.getLogger(f"{__name__}.ObservedPool")
+if _logger.level == logging.NOTSET:
+    _logger.setLevel(logging.WARNING)
 
 
 class ObservedPool(AsyncAdaptedQueuePool):

@@ -16,12 +16,13 @@ import contextlib
 import hmac
 import ipaddress
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from uds.errors import Forbidden, UdsError, Unauthenticated
 from uds.http import error_body
@@ -62,7 +63,7 @@ class MetricsAccess:
         return any(address in network for network in self.networks)
 
 
-def metrics_route(settings: Settings) -> Route:
+def metrics_endpoint(settings: Settings) -> Callable[[Request], Awaitable[Response]]:
     access = MetricsAccess(settings)
 
     async def metrics(request: Request) -> Response:
@@ -74,7 +75,26 @@ def metrics_route(settings: Settings) -> Route:
         body = await asyncio.to_thread(exposition) if _many_files() else exposition()
         return Response(body, media_type=CONTENT_TYPE)
 
-    return Route("/metrics", metrics, methods=["GET"])
+    return metrics
+
+
+class MetricsEndpoint:
+    """Pure-ASGI: answers `GET /metrics` before authentication (a scrape has its own
+    rules, and its bearer token is not a JWT); everything else passes through."""
+
+    def __init__(self, app: ASGIApp, *, settings: Settings) -> None:
+        self.app = app
+        self.endpoint = metrics_endpoint(settings)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != "/metrics":
+            await self.app(scope, receive, send)
+            return
+        if scope["method"] not in ("GET", "HEAD"):
+            response: Response = PlainTextResponse("Method Not Allowed", 405, {"allow": "GET"})
+        else:
+            response = await self.endpoint(Request(scope, receive))
+        await response(scope, receive, send)
 
 
 def _many_files() -> bool:
@@ -105,7 +125,7 @@ async def serve_worker_metrics(settings: Settings) -> AsyncIterator[Any]:
     import uvicorn
     from starlette.applications import Starlette
 
-    app = Starlette(routes=[metrics_route(settings)])
+    app = Starlette(routes=[Route("/metrics", metrics_endpoint(settings), methods=["GET"])])
     config = uvicorn.Config(
         app,
         host=settings.worker_metrics_host,

@@ -27,6 +27,8 @@ CONTEXT_FIELDS = ("request_id", "tenant", "subject", "operation", "job_id")
 _HANDLER_NAME = "uds"
 # uvicorn's own loggers keep their handlers unless told otherwise; route them to the root.
 _UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
+# Chatty at INFO about nothing an operator needs (alembic lists its plugins on import).
+_QUIET = ("alembic.runtime.plugins",)
 
 
 def context_fields() -> dict[str, str | None]:
@@ -46,10 +48,20 @@ def context_fields() -> dict[str, str | None]:
     }
 
 
+def _access_path_only(record: logging.LogRecord) -> None:
+    """uvicorn's access line without the query string: a GraphQL GET carries the query's
+    variables there, URL-encoded, where redaction cannot see a password."""
+    if record.name == "uvicorn.access" and isinstance(record.args, tuple) and len(record.args) == 5:
+        client, method, path, version, status = record.args
+        if isinstance(path, str) and "?" in path:
+            record.args = (client, method, path.split("?", 1)[0] + "?…", version, status)
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, message, context, exception."""
 
     def format(self, record: logging.LogRecord) -> str:
+        _access_path_only(record)
         line: dict[str, Any] = {
             "ts": _timestamp(record.created),
             "level": record.levelname.lower(),
@@ -73,6 +85,7 @@ class TextFormatter(logging.Formatter):
         super().__init__("%(asctime)s %(levelname)s %(name)s%(context)s: %(message)s")
 
     def format(self, record: logging.LogRecord) -> str:
+        _access_path_only(record)
         known = [f"{k}={v}" for k, v in context_fields().items() if v]
         record.context = f" [{' '.join(known)}]" if known else ""
         return redact(super().format(record))
@@ -103,4 +116,6 @@ def configure_logging(settings: Settings, *, stream: IO[str] | None = None) -> l
         logger = logging.getLogger(name)
         logger.handlers.clear()
         logger.propagate = True
+    for name in _QUIET:
+        logging.getLogger(name).setLevel(logging.WARNING if root.level > logging.DEBUG else logging.NOTSET)
     return handler

@@ -4,7 +4,8 @@ Applied to every formatted log line (uds.observability.logging), whoever logged 
 library that prints a connection URL or a header dict cannot leak through. It works on
 shapes, not on known values: `Authorization: ...`, `Bearer <token>`, anything that looks
 like a JWT, `scheme://user:password@`, and `key=value` / `"key": "value"` pairs whose key
-names a secret (password, secret, token, api key, private key, secret keys).
+names a secret (password, secret, token, api key, private key, secret keys). The query
+string of a full URL is dropped: it may hold anything, URL-encoded where no shape shows.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"), MASK),
     # scheme://user:password@host
     (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^/\s:@'\"]*):[^@\s/'\"]*@"), rf"\g<1>:{MASK}@"),
+    # A URL's query string, whatever it holds (a GraphQL GET's variables, URL-encoded).
+    (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^\s?#'\"]+)\?[^\s#'\"]+"), "\\g<1>?…"),
 )
 
 

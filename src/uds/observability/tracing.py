@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import os
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -68,8 +69,13 @@ def setup_tracing(
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 
     shutdown_tracing()
+    # OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES, when set, name the service instead.
+    named = os.environ.get("OTEL_SERVICE_NAME") or "service.name=" in os.environ.get(
+        "OTEL_RESOURCE_ATTRIBUTES", ""
+    )
     provider = TracerProvider(
-        resource=Resource.create({SERVICE_NAME: service_name}), sampler=_entry_point_sampler()
+        resource=Resource.create({} if named else {SERVICE_NAME: service_name}),
+        sampler=_entry_point_sampler(),
     )
     if exporter is None:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -191,27 +197,34 @@ def asgi_middleware(app: Any) -> Any:
 
 
 def trace_root_fields(schema: GraphQLSchema) -> None:
-    """Wrap the resolvers of this schema's root fields (and of the fields of objects a root
-    field returns without a list, such as the `admin` namespace) in a span each.
+    """Wrap the resolvers of this schema's root fields in a span each, and those of the
+    policy-checked fields one level down (the `admin` namespace's operations).
 
     Done on the built graphql-core schema, so it touches no strawberry field shared with
     other schemas, and only when tracing is on: off, the resolvers stay as they are.
     """
     if _tracer is None:
         return
-    from graphql import GraphQLObjectType, get_named_type, is_list_type
+    from graphql import GraphQLObjectType, get_named_type
 
     for root in (schema.query_type, schema.mutation_type):
         if root is None:
             continue
         for name, field in root.fields.items():
             _wrap(root.name, name, field)
-            inner = field.type.of_type if hasattr(field.type, "of_type") else field.type
             target = get_named_type(field.type)
-            if isinstance(target, GraphQLObjectType) and not is_list_type(inner) and target is not root:
+            if isinstance(target, GraphQLObjectType) and target is not root:
                 for sub_name, sub_field in target.fields.items():
-                    if sub_field.resolve is not None:
+                    if _checks_policy(sub_field):
                         _wrap(target.name, sub_name, sub_field)
+
+
+def _checks_policy(field: Any) -> bool:
+    """A field carrying uds.api.guard.Policy: an operation of its own, not a leaf."""
+    from uds.api.guard import Policy
+
+    definition = field.extensions.get("strawberry-definition") if field.extensions else None
+    return any(isinstance(e, Policy) for e in getattr(definition, "extensions", ()) or ())
 
 
 def _wrap(type_name: str, field_name: str, field: Any) -> None:

@@ -74,12 +74,10 @@ async def run_job(ctx: dict[str, Any], tenant: str, job_id: str, meta: dict[str,
     """One run of a job. `meta` (uds.observability.activity.job_meta) carries the id and
     trace context of the request that started it, for the run's log lines and spans."""
     meta = meta if isinstance(meta, dict) else {}
-    request_id = meta.get("request_id")
-    token = CURRENT.set(
-        Activity(
-            request_id if isinstance(request_id, str) else "", tenant=tenant, job_id=job_id, operation="job"
-        )
-    )
+    request_id, kind = meta.get("request_id"), meta.get("kind")
+    activity = Activity(request_id if isinstance(request_id, str) else "", tenant=tenant, job_id=job_id)
+    activity.operation = kind if isinstance(kind, str) else "job"  # the row's kind, once read
+    token = CURRENT.set(activity)
     try:
         trace_carrier = meta.get("trace")
         carrier = trace_carrier if isinstance(trace_carrier, dict) else None

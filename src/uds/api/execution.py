@@ -1,0 +1,175 @@
+"""graphql-core's executor with two additions the read fast paths need.
+
+1. JSON passthrough. A resolver (or an attribute) may hold an `orjson.Fragment`: JSON
+   text already written for exactly the selection at that position, e.g. by PostgreSQL
+   (uds.api.compiler). The executor takes it as the completed value, untouched; orjson
+   splices it into the response. Nothing else changes: a value that is not a Fragment is
+   completed as always, with its errors, nullability and abstract types.
+2. One execution per event for all subscribers. A subscription event is delivered to
+   every subscriber of a job as the same `SharedEvent` object; subscribers whose
+   documents and variables are the same get the same result, computed once and kept on
+   the event as a Fragment. Only selections of plain attribute fields are shared (no
+   resolver, no field extension), so nothing caller-specific can leak between them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from graphql import (
+    GraphQLList,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    OperationDefinitionNode,
+    OperationType,
+    VariableNode,
+    is_leaf_type,
+)
+from graphql.execution import ExecutionResult
+from graphql.execution.collect_fields import collect_fields, collect_subfields
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+
+Fragment = orjson.Fragment
+DEFINITION = "strawberry-definition"
+
+
+class SharedEvent:
+    """A subscription payload shared by all the subscribers it is delivered to."""
+
+    __slots__ = ("results", "value")
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+        self.results: dict[tuple[int, bytes], dict[str, Any]] = {}
+
+
+class UdsExecutor(StrawberryGraphQLCoreExecutionContext):
+    """The executor of every UDS operation (`execution_context_class` of the schema)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        context = self.context_value
+        # A query's context belongs to its request alone: resolvers find their executor
+        # there (uds.api.compiler collects sub-selections with it).
+        if self.operation.operation is OperationType.QUERY and hasattr(context, "executor"):
+            context.executor = self
+
+    def complete_value(
+        self,
+        return_type: Any,
+        field_details_list: Any,
+        info: Any,
+        path: Any,
+        result: Any,
+        position_context: Any,
+    ) -> Any:
+        if type(result) is Fragment:
+            return result
+        return super().complete_value(return_type, field_details_list, info, path, result, position_context)
+
+    def execute_operation(self, serially: bool | None = None) -> Any:
+        payload = self.root_value
+        if type(payload) is not SharedEvent:
+            return super().execute_operation(serially)
+        self.root_value = payload.value
+        key = _share_key(self)
+        if key is None:
+            return super().execute_operation(serially)
+        data = payload.results.get(key)
+        if data is not None:
+            return ExecutionResult(data, None)
+        result = super().execute_operation(serially)
+        if self.is_awaitable(result):
+            return _remember_async(payload, key, result)
+        return _remember(payload, key, result)
+
+
+async def _remember_async(payload: SharedEvent, key: tuple[int, bytes], result: Any) -> Any:
+    return _remember(payload, key, await result)
+
+
+def _remember(payload: SharedEvent, key: tuple[int, bytes], result: Any) -> Any:
+    if result.errors or result.data is None:
+        return result  # errors are not shared; each subscriber gets its own
+    data = {name: Fragment(orjson.dumps(value)) for name, value in result.data.items()}
+    payload.results[key] = data
+    return ExecutionResult(data, None)
+
+
+# Per operation node: the variables its selection's directives read, and per their values
+# whether the selection below the root field reads plain attributes only. Keyed by the
+# node's id and holding the node, so the id cannot be reused by another document.
+_SHAPES: dict[int, tuple[OperationDefinitionNode, tuple[str, ...], dict[bytes, bool]]] = {}
+
+
+def _share_key(executor: UdsExecutor) -> tuple[int, bytes] | None:
+    operation = executor.operation
+    shape = _SHAPES.get(id(operation))
+    if shape is None or shape[0] is not operation:
+        if len(_SHAPES) > 1000:
+            _SHAPES.clear()
+        shape = _SHAPES[id(operation)] = (operation, _directive_variables(executor), {})
+    coerced = executor.variable_values.coerced
+    try:
+        values = orjson.dumps([coerced.get(name) for name in shape[1]])
+    except TypeError:
+        return None
+    plain = shape[2].get(values)
+    if plain is None:
+        plain = shape[2][values] = _plain_operation(executor)
+    return (id(operation), values) if plain else None
+
+
+def _directive_variables(executor: UdsExecutor) -> tuple[str, ...]:
+    """Names of the variables that @skip/@include read anywhere in the document."""
+    names: set[str] = set()
+    nodes: list[Any] = [executor.operation, *executor.fragment_definitions.values()]
+    while nodes:
+        node = nodes.pop()
+        for directive in getattr(node, "directives", None) or ():
+            for argument in directive.arguments or ():
+                if isinstance(argument.value, VariableNode):
+                    names.add(argument.value.name.value)
+        selection_set = getattr(node, "selection_set", None)
+        if selection_set is not None:
+            nodes.extend(selection_set.selections)
+    return tuple(sorted(names))
+
+
+def _plain_operation(executor: UdsExecutor) -> bool:
+    schema = executor.schema
+    root = schema.subscription_type
+    if root is None or executor.operation.operation is not OperationType.SUBSCRIPTION:
+        return False
+    grouped, _defers, _forbidden = collect_fields(
+        schema, executor.fragments, executor.variable_values, root, executor.operation
+    )
+    for fields in grouped.values():
+        definition = root.fields.get(fields[0].node.name.value)
+        if definition is None or not _plain_below(executor, definition.type, fields):
+            return False
+    return True
+
+
+def _plain_below(executor: UdsExecutor, type_: Any, fields: Any) -> bool:
+    while isinstance(type_, GraphQLNonNull | GraphQLList):
+        type_ = type_.of_type
+    if is_leaf_type(type_):
+        return True
+    if not isinstance(type_, GraphQLObjectType) or type_.is_type_of is not None:
+        return False
+    grouped, _defers, _forbidden = collect_subfields(
+        executor.schema, executor.fragments, executor.variable_values, executor.operation, type_, fields
+    )
+    for sub in grouped.values():
+        field_name = sub[0].node.name.value
+        if field_name == "__typename":
+            continue
+        definition = type_.fields.get(field_name)
+        strawberry_field = definition.extensions.get(DEFINITION) if definition else None
+        if strawberry_field is None or not strawberry_field.is_basic_field:
+            return False
+        if any(f.node.arguments for f in sub) or not _plain_below(executor, definition.type, sub):
+            return False
+    return True
