@@ -172,6 +172,12 @@ class TransactionScope:
         async with adapter._execute_mutex:
             return await adapter.driver_connection.fetchval(sql, *args)
 
+    async def fetchrow(self, sql: str, *args: Any) -> Any:
+        """Like `fetchval`, for a statement returning several columns."""
+        adapter = await self._adapter()
+        async with adapter._execute_mutex:
+            return await adapter.driver_connection.fetchrow(sql, *args)
+
     async def _adapter(self) -> Any:
         if not self.reading:
             raise RuntimeError("the driver connection is for read-only scopes")

@@ -364,8 +364,11 @@ async def catalog(info: Info[Context, None], data_source_id: strawberry.ID) -> C
     ctx = info.context
     await ctx.authorize("catalog.read", {"id": str(data_source_id)})
     session = await ctx.tx.tenant()
-    source = await sources.get_source(session, source_id=sources.parse_id(data_source_id))
-    found = await service.latest_catalog(session, data_source_id=source.id)
+    # The run, its tables, columns and relationships are read in several statements that
+    # must agree (a data source deleted in between must not leave half a catalog).
+    async with ctx.tx.snapshot():
+        source = await sources.get_source(session, source_id=sources.parse_id(data_source_id))
+        found = await service.latest_catalog(session, data_source_id=source.id)
     return to_catalog(found) if found is not None else None
 
 
@@ -399,9 +402,10 @@ async def catalog_diff(
     ctx = info.context
     await ctx.authorize("catalog.read", {"id": f"{from_run_id}..{to_run_id}"})
     session = await ctx.tx.tenant()
-    before = await service.get_run(session, run_id=sources.parse_id(from_run_id, "discovery run"))
-    after = await service.get_run(session, run_id=sources.parse_id(to_run_id, "discovery run"))
-    changes = await service.diff_runs(session, from_run_id=before.id, to_run_id=after.id)
+    async with ctx.tx.snapshot():  # two runs and their catalogs, read as of one moment
+        before = await service.get_run(session, run_id=sources.parse_id(from_run_id, "discovery run"))
+        after = await service.get_run(session, run_id=sources.parse_id(to_run_id, "discovery run"))
+        changes = await service.diff_runs(session, from_run_id=before.id, to_run_id=after.id)
     return CatalogDiff(
         from_run=DiscoveryRun.from_row(before),
         to_run=DiscoveryRun.from_row(after),

@@ -573,6 +573,8 @@ def find_source(type_: Any) -> RowSource | None:
 Params = Callable[[str], Any]
 
 
+# Statements handed out (run at once, or by an operation plan), statements whose values
+# sent the resolver back to the normal path, and selections the compiler did not take.
 STATS: dict[str, int] = {"json_lists": 0, "json_fallbacks": 0, "json_not_compiled": 0}
 
 
@@ -611,7 +613,16 @@ async def read_json(
         args.append(after[int(which)] if kind == "after" and after is not None else given[which])
     from uds.tenants.slugs import tenant_schema
 
-    text = await tx.fetchval(compiled.sql(tenant_schema(tx.tenant_slug)), *args)
+    sql = compiled.sql(tenant_schema(tx.tenant_slug))
+    deferred = getattr(ctx, "deferred", None)
+    if deferred is not None:  # an operation plan runs all root fields' statements as one
+        from uds.api.plans import Deferred
+
+        item = Deferred(sql, args)
+        deferred.append(item)
+        STATS["json_lists"] += 1
+        return item  # type: ignore[return-value]
+    text = await tx.fetchval(sql, *args)
     if text is None:
         STATS["json_fallbacks"] += 1
         return None

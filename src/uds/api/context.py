@@ -47,6 +47,9 @@ class Context:
     ws_lease: tuple[str, str] | None = None
     # A query's graphql-core executor (uds.api.execution), for the JSON fast path.
     executor: Any = None
+    # Set by an operation plan (uds.api.plans): list fields hand their statements here,
+    # to run as one, instead of running them.
+    deferred: list[Any] | None = None
 
     def require_principal(self) -> Principal:
         if self.principal is None:

@@ -138,6 +138,10 @@ class Subscription:
 class UdsSchema(strawberry.Schema):
     # Variables, cost and rate limits (uds.api.admission); every execution path calls it.
     gate: Gate
+    # Set by the GraphQL view (uds.api.fastlane): operation plans learned from the normal
+    # path, and persisted queries (the safelist is checked for WebSocket operations too).
+    plans: Any = None
+    persisted: Any = None
 
     def process_errors(self, errors: list[GraphQLError], execution_context: object = None) -> None:
         """Errors are logged by the view, which alone knows which are internal."""

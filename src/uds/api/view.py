@@ -38,7 +38,7 @@ from uds.api.context import Context
 from uds.api.loaders import Loaders
 from uds.auth.middleware import bearer_principal
 from uds.db import TransactionScope
-from uds.errors import BadUserInput, QueryTooComplex, UdsError
+from uds.errors import BadUserInput, PersistedQueryNotInList, QueryTooComplex, UdsError
 from uds.http import send_error
 from uds.observability import tracing
 from uds.observability.activity import (
@@ -108,6 +108,9 @@ class GraphQLView(GraphQL[Context, None]):
         )
         self.services = services
         tracing.trace_root_fields(self.schema._schema)  # a span per root field; only when on
+        from uds.api.fastlane import FastLane
+
+        self.lane = FastLane(services, self.schema)
 
     def encode_json(self, data: object) -> bytes:
         return encode_json(data)
@@ -162,6 +165,10 @@ class GraphQLView(GraphQL[Context, None]):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             if scope["type"] == "http":
+                routed = await self.lane(scope, receive, send)
+                if routed is None:
+                    return  # answered: a persisted-query error, or a plan
+                scope, receive = routed
                 request = Request(scope, receive)
                 try:
                     response = await self.run(request)
@@ -314,4 +321,16 @@ class OperationGate(SchemaExtension):
                 )
         elif operation == OperationType.QUERY and isinstance(context, Context):
             context.tx.read_only()
+        execution = self.execution_context
+        schema = execution.schema
+        persisted = getattr(schema, "persisted", None)
+        if persisted is not None and execution.query is not None and not persisted.allowed(execution.query):
+            raise GraphQLError(  # a subscription's document (HTTP requests are checked before)
+                "this operation is not on the server's safelist",
+                extensions={"code": PersistedQueryNotInList.code},
+            )
         yield
+        plans = getattr(schema, "plans", None)
+        if plans is not None and operation == OperationType.QUERY and isinstance(context, Context):
+            if not isinstance(context.request, WebSocket):
+                plans.learn(execution.query, execution.provided_operation_name, execution.graphql_document)
