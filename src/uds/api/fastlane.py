@@ -27,6 +27,7 @@ from uds.api.plans import STATS, PlanCache, PlanContext, PlanFallback, run_plan
 from uds.db import TransactionScope
 from uds.errors import UdsError
 from uds.http import header, send_error
+from uds.observability.activity import note_operation
 from uds.services import Services
 
 log = logging.getLogger(__name__)
@@ -108,6 +109,8 @@ class FastLane:
             tx=tx,
             loaders=Loaders(tx),
         )
+        # What the view's OperationGate notes for metrics, logs and the span (plans are queries).
+        note_operation(plan.operation.name.value if plan.operation.name else operation_name, "query")
         # The admission gate, as on the normal path (unstorable variables, cost, rate limit);
         # a refusal falls back to the view, which answers it with the verdict kept in scope.
         context.response = Response()  # collects the RateLimit headers
