@@ -17,6 +17,10 @@ Measures, on 127.0.0.1 only:
   checks switched off (`policy_off_app` below: the same app with an allow-everything
   engine swapped in after start-up), measured alternately with the others; plus the
   per-decision time with and without the decision cache (bench/policy_decisions.py);
+* observability and limits cost: the same full stack with metrics and rate limits
+  switched off (`UDS_METRICS=off UDS_RATE_LIMITS=off`), measured alternately with the
+  others (tracing is off in both: no OTLP endpoint), plus what tracing-off's hooks cost
+  per request (bench/observability_cost.py);
 * tenant provisioning time (`uds.tenants.service.create_tenant`, own transaction each);
 * the full-stack read with 10 tenants present vs. 1,000 tenants present.
 
@@ -66,6 +70,14 @@ BENCH_TENANT = "bench-main"
 BENCH_SUBJECT = "bench-admin@uds.bench"
 ROOT_SUBJECT = "bench-root@uds.bench"  # platform admin, for the request spread over all tenants
 AUDIT_ROWS = 25  # > 20, so the page is full and has a next page
+# The bench tenant's rate limits, as high as they go: the limiter runs on every request
+# (its cost is measured) but never refuses one.
+BENCH_LIMITS = {
+    "requests_per_second": 1_000_000,
+    "request_burst": 10_000_000,
+    "member_requests_per_second": 1_000_000,
+    "member_request_burst": 10_000_000,
+}
 PAGE = 20
 BASE_TENANTS = 10
 PROVISION_SAMPLES = 50
@@ -511,6 +523,7 @@ async def setup_database(settings: Any, filler: int) -> dict[str, Any]:
             await service.set_member(
                 session, slug=BENCH_TENANT, subject=BENCH_SUBJECT, role="ADMIN", actor="bench"
             )
+            await service.set_limits(session, slug=BENCH_TENANT, overrides=BENCH_LIMITS, actor="bench")
         await seed_audit_rows(engine, tenant_schema(BENCH_TENANT))
         await create_tenants(engine, [f"fill-{i:05d}" for i in range(filler)])
         async with engine.connect() as conn:
@@ -1054,6 +1067,12 @@ def plan_for(args: argparse.Namespace) -> Plan:
         plan = Plan(run_s=10, warmup_s=2, ping_s=3, pairs=2, limit_s=200, tenants=args.tenants)
     if args.duration:
         plan.run_s = args.duration
+    # The ops_off server (metrics and rate limits off): its start, warm-up and runs; the
+    # persisted-operation runs; the plain-path server's (--plain).
+    plan.limit_s += plan.pairs * plan.run_s + plan.warmup_s + 10
+    plan.limit_s += plan.pairs * plan.run_s + plan.warmup_s + 5
+    if args.plain:
+        plan.limit_s += plan.pairs * plan.run_s + plan.warmup_s + 10
     if args.profile:  # the profiled runs are extra: give them their own time
         plan.limit_s += 2 * (plan.run_s + 5)
     return plan
@@ -1231,7 +1250,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         }
         off_env = {**full_env, "BENCH_FULL_FACTORY": args.full_factory}
         plain_env = {**full_env, "UDS_FAST_PATHS": "off"}
-        full_port, bare_port, off_port, plain_port = free_port(), free_port(), free_port(), free_port()
+        ops_off_env = {**full_env, "UDS_METRICS": "off", "UDS_RATE_LIMITS": "off"}
+        ops_off_port, plain_port = free_port(), free_port()
+        full_port, bare_port, off_port = free_port(), free_port(), free_port()
         say(
             f"starting servers: full stack :{full_port}, bare :{bare_port}, policy off :{off_port}"
             f" ({args.workers} worker(s) each) ..."
@@ -1257,6 +1278,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         wait_http(f"http://{HOST}:{off_port}/readyz", off_proc, "policy_off", procs)
         if plain_proc is not None:
             wait_http(f"http://{HOST}:{plain_port}/healthz", plain_proc, "plain", procs)
+        ops_off_proc = procs.start(
+            "ops_off", uvicorn_argv(args.full_factory, ops_off_port, args.workers), ops_off_env
+        )
+        wait_http(f"http://{HOST}:{ops_off_port}/healthz", ops_off_proc, "ops_off", procs)
 
         body = json.dumps({"query": QUERY})
         common = {"Content-Type": "application/json"}
@@ -1274,6 +1299,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         )
         ping = Target(bare_port, "/ping", body, bare.header_sets, check_body=False)
         off = Target(off_port, "/graphql", body, full.header_sets)
+        ops_off = Target(ops_off_port, "/graphql", body, full.header_sets)
         check_answers(
             f"http://{HOST}:{full_port}/graphql", f"http://{HOST}:{bare_port}/audit", full, bare, setup["ids"]
         )
@@ -1291,7 +1317,21 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 bare,
                 setup["ids"],
             )
+        check_answers(
+            f"http://{HOST}:{ops_off_port}/graphql",
+            f"http://{HOST}:{bare_port}/audit",
+            ops_off,
+            bare,
+            setup["ids"],
+        )
         say("all servers answer the same 20 rows; the persisted operation answers the same bytes")
+        from observability_cost import tracing_off_cost
+
+        tracing_cost = tracing_off_cost(
+            Settings.from_env(full_env),
+            QUERY,
+            {"Authorization": f"Bearer {token}", "X-Tenant-ID": BENCH_TENANT},
+        )
         check_policy_off(f"http://{HOST}:{full_port}/graphql", f"http://{HOST}:{off_port}/graphql", full)
         say("policy switched off: a query the policy denies is allowed only on the policy-off server")
 
@@ -1308,7 +1348,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         results: list[Result] = []
 
         # Each leads its own process group.
-        group_of = {full_port: full_proc.pid, bare_port: bare_proc.pid, off_port: off_proc.pid}
+        group_of = {
+            full_port: full_proc.pid,
+            bare_port: bare_proc.pid,
+            off_port: off_proc.pid,
+            ops_off_port: ops_off_proc.pid,
+        }
         if plain_proc is not None:
             group_of[plain_port] = plain_proc.pid
 
@@ -1336,11 +1381,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         warm(bare, "bare")
         if args.plain:
             warm(plain, "plain path")
+        warm(ops_off, "metrics and rate limits off")
         full_10: list[Result] = []
         persisted_10: list[Result] = []
         off_10: list[Result] = []
         bare_10: list[Result] = []
         plain_10: list[Result] = []
+        ops_off_10: list[Result] = []
         for i in range(plan.pairs):
             full_10.append(measure(full, f"full_stack #{i + 1}", setup["tenants"]))
             persisted_10.append(measure(persisted, f"persisted (APQ hash) #{i + 1}", setup["tenants"]))
@@ -1348,6 +1395,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             bare_10.append(measure(bare, f"bare #{i + 1}", setup["tenants"]))
             if args.plain:
                 plain_10.append(measure(plain, f"plain path (fast paths off) #{i + 1}", setup["tenants"]))
+            ops_off_10.append(measure(ops_off, f"ops_off #{i + 1}", setup["tenants"]))
 
         profile: dict[str, Any] | None = None
         spread_profile: dict[str, Any] | None = None
@@ -1430,6 +1478,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 plain_10=plain_10,
                 off_10=off_10,
                 bare_10=bare_10,
+                ops_off_10=ops_off_10,
+                tracing_cost=tracing_cost,
                 decisions=decisions,
                 full_many=full_many,
                 bare_many=bare_many,
@@ -1573,6 +1623,25 @@ def summarize(out: Callable[[str], None], **k: Any) -> dict[str, Any]:
         f" {dec['workload_inputs']} inputs; cache miss {dec['decide_miss_us']:.1f} us,"
         f" checks off {dec['policy_off_us']:.1f} us)"
     )
+    oo10, tc = best(k["ops_off_10"]), k["tracing_cost"]
+    out("")
+    out("observability and limits cost: full stack (metrics on, rate limits on, tracing off) vs.")
+    out(f"  the same with UDS_METRICS=off UDS_RATE_LIMITS=off; runs alternate; best of each, {n10} tenants")
+    for name, r in (("full_stack", f10), ("ops_off", oo10)):
+        out(
+            f"  {name:<12} {r.rps:>9.0f} req/s   p50 {r.p50_ms:>6.2f} ms   p99 {r.p99_ms:>6.2f} ms"
+            f"   server CPU {r.server_cpu_ms:.3f} ms/request"
+        )
+    out(
+        f"  cost: {100 * (1 - ratio(f10.rps, oo10.rps)):+.1f} % req/s,"
+        f" {f10.server_cpu_ms - oo10.server_cpu_ms:+.3f} ms server CPU per request (target: <= 5 % req/s)"
+    )
+    calls = ", ".join(f"{n} x{c} ({tc['ns_per_call'][n]:.0f} ns)" for n, c in tc["calls"].items() if c)
+    out(
+        f"  tracing off: {calls} per request = {tc['us_per_request']:.2f} us ="
+        f" {100 * tc['us_per_request'] / 1000 / f10.server_cpu_ms:.3f} % of the full stack's server CPU"
+        " per request (target: < 2 %)"
+    )
     pm = prov["provision_ms"]
     bulk = prov["bulk"]
     out("")
@@ -1639,6 +1708,9 @@ def summarize(out: Callable[[str], None], **k: Any) -> dict[str, Any]:
         "full_stack/policy_off p50_latency": ratio(f10.p50_ms, o10.p50_ms),
         "full_stack/policy_off p99_latency": ratio(f10.p99_ms, o10.p99_ms),
         "full_stack/policy_off server_cpu_per_request": ratio(f10.server_cpu_ms, o10.server_cpu_ms),
+        "full_stack/ops_off": ratio(f10.rps, oo10.rps),
+        "full_stack/ops_off server_cpu_per_request": ratio(f10.server_cpu_ms, oo10.server_cpu_ms),
+        "tracing_off_hooks/full_stack server_cpu": ratio(tc["us_per_request"] / 1000, f10.server_cpu_ms),
         f"tenants_{nmany}/tenants_{n10} req_per_s": ratio(fmany.rps, f10.rps),
         f"tenants_{nmany}/tenants_{n10} p50_latency": ratio(fmany.p50_ms, f10.p50_ms),
         f"tenants_{nmany}/tenants_{n10} p99_latency": ratio(fmany.p99_ms, f10.p99_ms),
@@ -1678,6 +1750,7 @@ def summarize(out: Callable[[str], None], **k: Any) -> dict[str, Any]:
             "persisted": asdict(p10),
             **({"plain_path": asdict(plain10)} if plain10 else {}),
             "policy_off": asdict(o10),
+            "ops_off": asdict(oo10),
             "bare": asdict(b10),
             "full_stack_many_tenants": asdict(fmany),
             "bare_many_tenants": asdict(bmany),

@@ -66,6 +66,12 @@ def base_settings(data_dir: Path) -> Iterator[Settings]:
             mode="dev",
             # Test sessions may share one Redis (CI, several developers): keep keys apart.
             redis_prefix=f"uds-test-{uuid.uuid4().hex[:8]}:",
+            # One test session sends thousands of requests as the same admin within
+            # seconds; rate limits are tested on servers of their own (tests/limits).
+            rate_limits=False,
+            # Every test server shares this database, hence the event outbox, but each has
+            # its own Redis prefix: only the servers of tests/events relay events.
+            events_relay=False,
         )
     finally:
         asyncio.run(_drop_database(admin_url, name))

@@ -17,7 +17,12 @@ from starlette.routing import Route, WebSocketRoute
 from uds.api.view import GraphQLView
 from uds.auth.middleware import AuthMiddleware
 from uds.auth.oauth import token_endpoint
+from uds.cors import cors_middleware
 from uds.limits import BodyLimitMiddleware
+from uds.observability.exposition import MetricsEndpoint
+from uds.observability.metrics import configure_metrics
+from uds.observability.middleware import observe_middleware
+from uds.observability.multiprocess import process_stopped
 from uds.runtime import collect_less_often, settle_heap
 from uds.services import Services
 from uds.settings import Settings
@@ -29,10 +34,12 @@ READY_TIMEOUT = 2.0
 def create_app(settings: Settings) -> Starlette:
     """The UDS ASGI app for servers named in `settings` (database and Redis URLs set)."""
     endpoint = _GraphQLEndpoint()
+    configure_metrics(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         services = await Services.start(settings)
+        services.relay.start()
         endpoint.view = GraphQLView(services)
         # Everything built so far lives as long as the process: move it out of the
         # collector's sight, so collections during fan-out only scan per-request objects.
@@ -41,6 +48,7 @@ def create_app(settings: Settings) -> Starlette:
             yield {"services": services}
         finally:
             await services.close()
+            process_stopped()
 
     async def healthz(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
@@ -75,6 +83,13 @@ def create_app(settings: Settings) -> Starlette:
             Route("/oauth/token", token_endpoint, methods=["POST"]),
         ],
         middleware=[
+            # Outermost: request id, log context and request metrics (and the trace's
+            # server span when tracing is on) cover everything below, refusals included.
+            Middleware(observe_middleware, metrics_on=settings.metrics_enabled),
+            # /metrics has its own access rules (and a token that is not a JWT).
+            *([Middleware(MetricsEndpoint, settings=settings)] if settings.metrics_enabled else []),
+            # Preflight requests carry no token: answered before authentication.
+            *cors_middleware(settings),
             Middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes),
             Middleware(AuthMiddleware),
             Middleware(TenantMiddleware),
@@ -107,5 +122,11 @@ async def _check(awaitable: Any) -> bool:
 
 def app_from_env() -> Starlette:
     """Factory for `uvicorn --factory uds.app:app_from_env` (servers from UDS_* variables)."""
+    from uds.observability.logging import configure_logging
+    from uds.observability.tracing import setup_tracing
+
     collect_less_often()  # this process is a server
-    return create_app(Settings.from_env())
+    settings = Settings.from_env()
+    configure_logging(settings)
+    setup_tracing(settings, service_name="uds-api")
+    return create_app(settings)

@@ -58,6 +58,15 @@ def _parser() -> argparse.ArgumentParser:
     watch.add_argument("--tenant", required=True, help="the job's tenant (slug)")
     watch.set_defaults(func=_jobs_watch)
 
+    events = sub.add_parser("events", help="domain events (CloudEvents) on the Redis stream")
+    esub = events.add_subparsers(dest="events_command", required=True)
+    tail = esub.add_parser("tail", help="print events as they arrive, one JSON per line; Ctrl-C stops")
+    tail.add_argument("--from-start", action="store_true", help="first every event the stream still holds")
+    tail.add_argument("--type", action="append", default=[], help="only this type (repeatable)")
+    tail.add_argument("--tenant", help="only events of this tenant (slug)")
+    tail.add_argument("--count", type=int, help="stop after this many events")
+    tail.set_defaults(func=_events_tail)
+
     migrate = sub.add_parser("migrate", help="migrate the shared schema (and tenant schemas)")
     migrate.add_argument("--all-tenants", action="store_true", help="also roll out tenant migrations")
     migrate.set_defaults(func=_migrate)
@@ -151,6 +160,7 @@ def _in_transaction(work: Callable[[Any], Awaitable[int]]) -> int:
         try:
             async with transaction(engine) as tx:
                 result = await work(await tx.core())
+            await _relay_events(engine, settings)
             from redis.asyncio import Redis
 
             from uds.tenants.registry import ALL, changes_channel
@@ -167,6 +177,21 @@ def _in_transaction(work: Callable[[Any], Awaitable[int]]) -> int:
             await engine.dispose()
 
     return _with_servers(run)
+
+
+async def _relay_events(engine: Any, settings: Settings) -> None:
+    """Send the command's domain events to the stream now (else the next server or worker does)."""
+    from uds.observability.relay import EventRelay
+
+    if not settings.events_relay:
+        return
+    relay = EventRelay(engine, settings)
+    try:
+        await relay.drain()
+    except Exception:
+        _say("warning: events stay in the outbox until a server or worker relays them (Redis unreachable)")
+    finally:
+        await relay.stop()
 
 
 def _migrate(args: argparse.Namespace) -> int:
@@ -293,7 +318,22 @@ def _schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def _observe_process(*, shared_metrics: bool) -> Settings:
+    """A server or worker process's logging, before anything else runs: JSON or text lines
+    (uds.observability.logging), and with `shared_metrics` prometheus-client's multiprocess
+    directory (before prometheus-client is first imported; uds.observability.multiprocess)."""
+    from uds.observability.logging import configure_logging
+    from uds.observability.multiprocess import use_directory
+
+    settings = Settings.from_env()
+    if shared_metrics:
+        use_directory(settings.data_dir / "metrics")
+    configure_logging(settings)
+    return settings
+
+
 def _serve(args: argparse.Namespace) -> int:
+    _observe_process(shared_metrics=args.workers > 1)
     servers = _resolved()
     try:
         _run_uvicorn(servers.settings, args.host, args.port, workers=args.workers)
@@ -303,12 +343,15 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
-    import logging
-
+    from uds.observability.multiprocess import directory
+    from uds.observability.tracing import setup_tracing
     from uds.runtime import collect_less_often
     from uds.workers.settings import serve
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Metrics go to the API's multiprocess directory when one is set (same host), else
+    # to this worker's own /metrics port (UDS_WORKER_METRICS_PORT): docs/observability.md.
+    settings = _observe_process(shared_metrics=directory() is not None)
+    setup_tracing(settings, service_name="uds-worker")
     servers = _resolved()
     collect_less_often()  # this process is a worker: see uds.runtime
     try:
@@ -324,6 +367,27 @@ def _jobs_watch(args: argparse.Namespace) -> int:
     servers = _resolved()
     try:
         return asyncio.run(watch(servers.settings, tenant=args.tenant, job_id=args.id))
+    finally:
+        servers.stop()
+
+
+def _events_tail(args: argparse.Namespace) -> int:
+    from uds.observability.tail import tail
+
+    servers = _resolved()
+    try:
+        return asyncio.run(
+            tail(
+                servers.settings,
+                out=sys.stdout,
+                from_start=args.from_start,
+                types=args.type,
+                tenant=args.tenant,
+                count=args.count,
+            )
+        )
+    except KeyboardInterrupt:
+        return 0
     finally:
         servers.stop()
 
@@ -362,6 +426,8 @@ def _resolved() -> Any:
 def _up(args: argparse.Namespace) -> int:
     from uds.auth.keys import SigningKey
 
+    # One metrics directory for the API and the worker it spawns: /metrics shows both.
+    _observe_process(shared_metrics=True)
     servers = _resolved()
     settings = servers.settings
     try:
@@ -506,6 +572,7 @@ def _run_uvicorn(settings: Settings, host: str, port: int, *, workers: int = 1) 
 
     _exit_on_sigterm()
     from uds.app import create_app
+    from uds.observability.tracing import setup_tracing
     from uds.runtime import collect_less_often
 
     if workers > 1:
@@ -521,10 +588,12 @@ def _run_uvicorn(settings: Settings, host: str, port: int, *, workers: int = 1) 
             loop="uvloop",
             http="httptools",
             log_level="info",
+            log_config=None,  # keep the handler of uds.observability.logging
             ws_per_message_deflate=False,
         )
         return
     collect_less_often()  # this process is a server: see uds.runtime
+    setup_tracing(settings, service_name="uds-api")
     # No per-message deflate: job events are small, and a thousand subscribers of one job
     # would have the same message compressed a thousand times.
     uvicorn.run(
@@ -534,6 +603,7 @@ def _run_uvicorn(settings: Settings, host: str, port: int, *, workers: int = 1) 
         loop="uvloop",
         http="httptools",
         log_level="info",
+        log_config=None,  # keep the handler of uds.observability.logging
         ws_per_message_deflate=False,
     )
 

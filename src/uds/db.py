@@ -22,6 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, c
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.util import greenlet_spawn
 
+from uds.errors import TenantRequired
+from uds.observability.dbpool import ObservedPool
 from uds.settings import Settings
 from uds.tenants.slugs import CORE_SCHEMA, tenant_schema
 
@@ -91,6 +93,7 @@ def _engine(
         pool_size=size,
         max_overflow=0 if pool_size else size,
         pool_recycle=1800,
+        poolclass=ObservedPool,  # connections in use and waits, as metrics
         # statement_cache_size: asyncpg's own cache, used by the statements the read fast
         # paths send on the driver connection (one text per tenant and selection).
         connect_args={"server_settings": server_settings, "statement_cache_size": 1000},
@@ -235,7 +238,8 @@ class TransactionScope:
     async def tenant(self) -> AsyncSession:
         """Session whose schema-less tables resolve to the request tenant's schema."""
         if self._tenant_slug is None:
-            raise RuntimeError("no tenant in this scope")
+            # A tenant field asked for without X-Tenant-ID: the caller's mistake, not ours.
+            raise TenantRequired("this field needs the X-Tenant-ID header")
         if self._tenant_session is None:
             conn = await self.connection()
             bound = await conn.execution_options(**tenant_options(self._tenant_slug))

@@ -6,7 +6,8 @@ them and never build transport responses themselves.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 
 class UdsError(Exception):
@@ -15,10 +16,14 @@ class UdsError(Exception):
     code = "INTERNAL"
     http_status = 500
 
-    def __init__(self, message: str, *, reasons: Sequence[str] = ()) -> None:
+    def __init__(
+        self, message: str, *, reasons: Sequence[str] = (), extensions: Mapping[str, Any] | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.reasons = tuple(reasons)
+        # Machine-readable details added to the GraphQL error's `extensions` (camelCase keys).
+        self.extensions = dict(extensions or {})
 
 
 class Unauthenticated(UdsError):
@@ -77,7 +82,7 @@ class RateLimited(UdsError):
 
 
 class QueryTooComplex(UdsError):
-    """The GraphQL document is too deep, too long or has too many aliases."""
+    """The GraphQL document is too deep, too long, has too many aliases or costs too much."""
 
     code = "QUERY_TOO_COMPLEX"
     http_status = 400

@@ -7,6 +7,7 @@ import json
 from starlette.types import Scope, Send
 
 from uds.errors import UdsError
+from uds.observability.activity import note_outcome
 
 
 def header(scope: Scope, name: bytes) -> bytes | None:
@@ -21,11 +22,13 @@ def error_body(exc: UdsError) -> bytes:
     extensions: dict[str, object] = {"code": exc.code}
     if exc.reasons:
         extensions["reasons"] = list(exc.reasons)
+    extensions.update(exc.extensions)
     return json.dumps({"errors": [{"message": exc.message, "extensions": extensions}]}).encode()
 
 
 async def send_error(send: Send, exc: UdsError) -> None:
     """Answer an HTTP request with a GraphQL-shaped error body and the error's status."""
+    note_outcome(exc.code)
     body = error_body(exc)
     headers = [
         (b"content-type", b"application/json"),

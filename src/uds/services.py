@@ -15,7 +15,9 @@ from uds.db import make_engine, make_read_engine
 from uds.jobs.hub import EventHub
 from uds.jobs.queue import JobQueue
 from uds.jobs.replay import EventReads
+from uds.observability.relay import EventRelay
 from uds.policies import PolicyEngine, open_engine
+from uds.ratelimit import RateLimiter
 from uds.settings import Settings
 from uds.tenants.registry import TenantRegistry
 
@@ -38,6 +40,11 @@ class Services:
     event_reads: EventReads = field(init=False)
     # Data source passwords at rest (uds.datasources.credentials); from UDS_SECRET_KEYS.
     credentials: CredentialCipher = field(init=False)
+    # Rate limits (uds.ratelimit): its own Redis client, with short timeouts, failing open.
+    limiter: RateLimiter = field(init=False)
+    # Domain events (uds.observability.relay): outbox -> Redis stream; started by the API
+    # lifespan and by workers, not by one-shot CLI commands.
+    relay: EventRelay = field(init=False)
 
     @classmethod
     async def start(cls, settings: Settings) -> Services:
@@ -65,14 +72,23 @@ class Services:
         services.events = EventHub(redis)
         services.event_reads = EventReads(services.read_engine)
         services.credentials = credentials
+        services.limiter = RateLimiter(
+            settings.redis_url,
+            prefix=settings.redis_prefix,
+            timeout=settings.rate_limit_timeout_seconds,
+            enabled=settings.rate_limits,
+        )
+        services.relay = EventRelay(engine, settings)
         await registry.start()
         return services
 
     async def close(self) -> None:
+        await self.relay.stop()
         await self.registry.stop()
         await self.events.close()
         await self.queue.close()
         await self.policy.aclose()
+        await self.limiter.aclose()
         await self.verifier.aclose()
         with contextlib.suppress(Exception):
             await self.redis.aclose()

@@ -17,6 +17,11 @@ from uds.errors import ConfigError
 
 Mode = Literal["dev", "prod"]
 PersistedMode = Literal["apq", "safelist", "off"]
+LogFormat = Literal["json", "text"]
+
+# Observability defaults (docs/observability.md), written once here.
+METRICS_ALLOW = ("127.0.0.1/32", "::1/128")
+METRICS_MAX_OPERATIONS = 100
 
 DEFAULT_ALGORITHMS = ("ES256", "RS256")
 # Algorithms UDS will ever accept from anybody; `none` and the HS* family are never here,
@@ -76,6 +81,36 @@ class Settings:
     source_statement_timeout_ms: int = 30_000  # per statement UDS runs on a data source
     source_lock_timeout_ms: int = 2_000  # longest wait for a lock on a data source
     discovery_time_budget_seconds: float = 900.0  # one discovery run, at most
+    # Limits and hardening (docs/limits.md). Rate limits per tenant and member come from the
+    # plan; these cover requests without a tenant (per principal, or per client address).
+    rate_limits: bool = True
+    platform_requests_per_second: int = 50
+    platform_request_burst: int = 100
+    rate_limit_timeout_seconds: float = 0.25  # longest wait for Redis before serving anyway
+    max_query_cost: int = 50_000
+    cost_list_size: int = 20  # assumed length of a list field that has no `first` argument
+    allow_introspection: bool | None = None  # None: on in dev, off in prod
+    cors_origins: tuple[str, ...] = ()
+    # Domain events (docs/events.md): outbox relayed to the Redis stream `<redis_prefix>events`.
+    events_relay: bool = True  # off: this process leaves the outbox to other processes
+    events_maxlen: int = 100_000  # approximate length the stream is trimmed to
+    events_relay_interval_seconds: float = 1.0  # how often a relay looks at the outbox
+    event_source: str = "/uds"  # CloudEvents `source` prefix of this deployment
+    # Observability (docs/observability.md).
+    log_format: LogFormat | None = None  # None: json in prod, text in dev
+    log_level: str = "INFO"
+    metrics_enabled: bool = True  # GET /metrics and the request/job metrics
+    metrics_allow: tuple[str, ...] = METRICS_ALLOW  # client networks that may read /metrics
+    metrics_token: str | None = None  # if set, /metrics also needs `Authorization: Bearer <it>`
+    metrics_max_operations: int = METRICS_MAX_OPERATIONS  # operation names labelled, then "other"
+    metrics_max_tenants: int = 0  # tenants labelled by name (0: no tenant label values)
+    worker_metrics_port: int | None = None  # `uds worker` serves its own /metrics here
+    worker_metrics_host: str = "127.0.0.1"
+    otlp_endpoint: str | None = None  # OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT: tracing on
+
+    @property
+    def json_logs(self) -> bool:
+        return self.log_format == "json" if self.log_format else not self.dev
     # Read fast paths (docs/performance.md): queries on read-only autocommit connections,
     # list fields as JSON built by PostgreSQL, cached operation plans. Off: every request
     # takes the plain strawberry path in a transaction (the reference the tests compare to).
@@ -90,6 +125,10 @@ class Settings:
     @property
     def dev(self) -> bool:
         return self.mode == "dev"
+
+    @property
+    def introspection(self) -> bool:
+        return self.dev if self.allow_introspection is None else self.allow_introspection
 
     def with_servers(self, *, database_url: str, redis_url: str) -> Settings:
         """A copy pointing at the given servers (used once embedded servers are up)."""
@@ -126,6 +165,29 @@ class Settings:
             source_statement_timeout_ms=_int(env, "UDS_SOURCE_STATEMENT_TIMEOUT_MS", 30_000),
             source_lock_timeout_ms=_int(env, "UDS_SOURCE_LOCK_TIMEOUT_MS", 2_000),
             discovery_time_budget_seconds=_float(env, "UDS_DISCOVERY_TIME_BUDGET", 900.0),
+            rate_limits=_switch(env, "UDS_RATE_LIMITS", True),
+            platform_requests_per_second=_int(env, "UDS_PLATFORM_RATE_LIMIT", 50),
+            platform_request_burst=_int(env, "UDS_PLATFORM_RATE_BURST", 100),
+            rate_limit_timeout_seconds=_float(env, "UDS_RATE_LIMIT_TIMEOUT", 0.25),
+            max_query_cost=_int(env, "UDS_MAX_QUERY_COST", 50_000),
+            cost_list_size=_int(env, "UDS_COST_LIST_SIZE", 20),
+            allow_introspection=_optional_switch(env, "UDS_ALLOW_INTROSPECTION"),
+            cors_origins=_origins(env),
+            events_relay=_switch(env, "UDS_EVENTS_RELAY", True),
+            events_maxlen=_int(env, "UDS_EVENTS_MAXLEN", 100_000, minimum=100),
+            events_relay_interval_seconds=_float(env, "UDS_EVENTS_RELAY_INTERVAL", 1.0),
+            event_source=_event_source(env),
+            log_format=_choice(env, "UDS_LOG_FORMAT", ("json", "text")),  # type: ignore[arg-type]
+            log_level=_log_level(env),
+            metrics_enabled=_switch(env, "UDS_METRICS", True),
+            metrics_allow=_networks(env, "UDS_METRICS_ALLOW", METRICS_ALLOW),
+            metrics_token=env.get("UDS_METRICS_TOKEN", "").strip() or None,
+            metrics_max_operations=_int(env, "UDS_METRICS_MAX_OPERATIONS", METRICS_MAX_OPERATIONS),
+            metrics_max_tenants=_int(env, "UDS_METRICS_MAX_TENANTS", 0, minimum=0),
+            worker_metrics_port=_port(env, "UDS_WORKER_METRICS_PORT"),
+            worker_metrics_host=env.get("UDS_WORKER_METRICS_HOST", "").strip() or "127.0.0.1",
+            otlp_endpoint=_url(env, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", ("http://", "https://"))
+            or _url(env, "OTEL_EXPORTER_OTLP_ENDPOINT", ("http://", "https://")),
             fast_paths=_switch(env, "UDS_FAST_PATHS", True),
             persisted_queries=_persisted_mode(env),
             persisted_queries_file=_existing_file(env, "UDS_PERSISTED_QUERIES_FILE"),
@@ -142,15 +204,79 @@ def _allowed_hosts(env: Mapping[str, str]) -> tuple[str, ...]:
     return entries
 
 
+def _optional_switch(env: Mapping[str, str], name: str) -> bool | None:
+    """Like _switch, but None when the variable is unset (the default depends on the mode)."""
+    return _switch(env, name, False) if env.get(name, "").strip() else None
+
+
+def _origins(env: Mapping[str, str]) -> tuple[str, ...]:
+    """UDS_CORS_ORIGINS: comma-separated origins (scheme://host[:port]) allowed by CORS."""
+    origins = tuple(o.strip().rstrip("/") for o in env.get("UDS_CORS_ORIGINS", "").split(",") if o.strip())
+    for origin in origins:
+        if origin == "*":
+            raise ConfigError("UDS_CORS_ORIGINS must list origins; '*' is not allowed with credentials")
+        if not re.fullmatch(r"https?://[A-Za-z0-9.-]+(:\d{1,5})?", origin):
+            raise ConfigError(f"UDS_CORS_ORIGINS: {origin!r} is not an origin like https://app.example")
+    return origins
+
+
+def _event_source(env: Mapping[str, str]) -> str:
+    value = env.get("UDS_EVENT_SOURCE", "").strip() or "/uds"
+    if not re.fullmatch(r"[A-Za-z0-9:/._~-]{1,200}", value):
+        raise ConfigError("UDS_EVENT_SOURCE must be a URI reference such as /uds or urn:uds:prod")
+    return value.rstrip("/") or "/uds"
+
+
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str | None:
+    value = env.get(name, "").strip().lower()
+    if not value:
+        return None
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, not {value!r}")
+    return value
+
+
 def _switch(env: Mapping[str, str], name: str, default: bool) -> bool:
-    raw = env.get(name, "").strip().lower()
-    if not raw:
+    value = env.get(name, "").strip().lower()
+    if not value:
         return default
-    if raw in ("on", "true", "1", "yes"):
+    if value in ("1", "on", "true", "yes"):
         return True
-    if raw in ("off", "false", "0", "no"):
+    if value in ("0", "off", "false", "no"):
         return False
-    raise ConfigError(f"{name} must be 'on' or 'off', not {raw!r}")
+    raise ConfigError(f"{name} must be on or off, not {value!r}")
+
+
+def _log_level(env: Mapping[str, str]) -> str:
+    value = env.get("UDS_LOG_LEVEL", "").strip().upper() or "INFO"
+    if value not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        raise ConfigError("UDS_LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
+    return value
+
+
+def _networks(env: Mapping[str, str], name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    """Comma-separated IP addresses or CIDR networks (checked here, parsed where used)."""
+    import ipaddress
+
+    raw = env.get(name)
+    if raw is None or not raw.strip():
+        return default
+    entries = tuple(e.strip() for e in raw.split(",") if e.strip())
+    for entry in entries:
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise ConfigError(f"{name}: {entry!r} is not an IP address or CIDR network") from None
+    return entries
+
+
+def _port(env: Mapping[str, str], name: str) -> int | None:
+    if not env.get(name, "").strip():
+        return None
+    port = _int(env, name, 0)
+    if port > 65535:
+        raise ConfigError(f"{name} must be a TCP port (1-65535)")
+    return port
 
 
 def _persisted_mode(env: Mapping[str, str]) -> PersistedMode:

@@ -1,13 +1,12 @@
-"""A local HTTP server speaking OPA's Data API, answering with the real policy.
+"""A local HTTP server speaking OPA's Data API: a stand-in for OPA at the HTTP level only.
 
-`POST /v1/data/uds/authz/decision` with `{"input": ...}` answers `{"result": decision}`,
-evaluated by the embedded regopy engine on the same Rego files, so its answers are the
-policy's. `mode` makes it misbehave the ways a real server can: slow, 500, not JSON,
-no result, a result without `allow`.
-
-With UDS_TEST_OPA_URL set (e.g. http://127.0.0.1:8181, an `opa run --server` serving
-src/uds/policies/rego), `opa_url()` points the opa-backend tests at that real OPA instead;
-the misbehaviour tests always use this fake.
+`POST /v1/data/uds/authz/decision` with `{"input": ...}` answers `{"result": decision}`.
+In mode "ok" the decision is computed by the embedded regopy engine (so a UDS server wired
+to this fake behaves sensibly), in mode "scripted" it is `scripted` as given. Either way it
+proves only what travels over HTTP (the input sent, the answer parsed, timeouts, retries,
+fail closed), never that OPA would decide like regopy: that parity is tested only against
+a real OPA (`UDS_TEST_OPA_URL`, see `real_opa_url`). Other modes misbehave the ways a real
+server can: slow, 500, not JSON, no result, a result without `allow`.
 """
 
 from __future__ import annotations
@@ -29,7 +28,7 @@ from uds.errors import PolicyUnavailable
 from uds.policies import EmbeddedRegoEngine
 
 DECISION_PATH = "/v1/data/uds/authz/decision"
-MODES = ("ok", "slow", "error500", "not_json", "json_garbage", "no_result", "no_allow", "not_object")
+MODES = ("ok", "scripted", "slow", "error500", "not_json", "json_garbage", "no_result", "no_allow", "not_object")
 
 
 def free_port() -> int:
@@ -45,6 +44,8 @@ class FakeOpa:
         self.slow_seconds = 5.0
         self.requests = 0
         self.url = ""
+        self.scripted: dict[str, Any] = {"allow": True, "reasons": []}
+        self.last_input: Any = None
 
     def app(self) -> Starlette:
         return Starlette(routes=[Route(DECISION_PATH, self.decision, methods=["POST"])])
@@ -52,6 +53,7 @@ class FakeOpa:
     async def decision(self, request: Request) -> Response:
         self.requests += 1
         body: dict[str, Any] = await request.json()
+        self.last_input = body.get("input")
         if self.mode == "slow":
             await asyncio.sleep(self.slow_seconds)
         if self.mode == "error500":
@@ -66,6 +68,8 @@ class FakeOpa:
             return JSONResponse({"result": {"reasons": []}})
         if self.mode == "not_object":
             return JSONResponse({"result": True})
+        if self.mode == "scripted":
+            return JSONResponse({"result": self.scripted})
         try:
             decision = self.engine.evaluate(body.get("input"))
         except PolicyUnavailable:

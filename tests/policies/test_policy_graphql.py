@@ -1,5 +1,10 @@
 """Policies through the whole stack: GraphQL -> Context.decide -> engine, both backends.
 
+The `opa` variant goes through the opa backend over HTTP. Without UDS_TEST_OPA_URL its
+server is tests/policies/opa_fake.py, whose decisions come from the embedded engine: that
+variant then proves the HTTP plumbing end to end (ids say `opa-http-fake`), not that OPA
+decides the same; with a real OPA configured it does (ids say `real-opa`).
+
 An engine that cannot decide makes queries and mutations fail with POLICY_UNAVAILABLE
 (never FORBIDDEN, never a silent allow), changes nothing, and turns /readyz to 503.
 """
@@ -45,7 +50,10 @@ async def opa_server(migrated: Settings, fake_opa: FakeOpa) -> AsyncIterator[Ser
         yield server
 
 
-@pytest.fixture(params=["embedded", "opa"])
+OPA_ID = "real-opa" if real_opa_url() else "opa-http-fake"
+
+
+@pytest.fixture(params=["embedded", OPA_ID])
 def any_server(request: pytest.FixtureRequest) -> Server:
     return request.getfixturevalue("server" if request.param == "embedded" else "opa_server")  # type: ignore[no-any-return]
 

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.websockets import WebSocket
 
 from uds.api.loaders import Loaders
 from uds.auth.principal import Principal
 from uds.db import TransactionScope
-from uds.errors import Forbidden, TenantRequired, Unauthenticated
+from uds.errors import Forbidden, PolicyUnavailable, TenantRequired, Unauthenticated
+from uds.observability import metrics, tracing
 from uds.observability.audit import record_denial
 from uds.policies import ACTIONS, Decision, PolicyInput, TenantFacts
 from uds.services import Services
@@ -34,6 +37,14 @@ class Context:
     # WebSocket only: the connection_init payload (set by strawberry), from which
     # GraphQLView.on_ws_connect sets principal, tenant and tenant_role.
     connection_params: dict[str, Any] | None = None
+    # HTTP: the response strawberry merges headers and status from (rate limit headers).
+    response: Response | WebSocket | None = None
+    # Held while a guarded resolver runs (uds.api.guard.Policy): one database user at a time.
+    serial: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # "query", "mutation" or "subscription", once the admission gate has seen the operation.
+    operation: str | None = None
+    # WebSocket: this connection's slot among the member's connections (key, lease id).
+    ws_lease: tuple[str, str] | None = None
     # A query's graphql-core executor (uds.api.execution), for the JSON fast path.
     executor: Any = None
     # Set by an operation plan (uds.api.plans): list fields hand their statements here,
@@ -73,15 +84,22 @@ class Context:
         rule = ACTIONS.get(action)
         if rule is not None and rule.scope == "tenant":
             self.require_tenant()
-        return await self.services.policy.decide(
-            PolicyInput(
-                principal=self.principal,
-                action=action,
-                tenant_role=self.tenant_role,
-                tenant=_facts(self.tenant) if self.tenant else None,
-                resource=resource or {},
-            )
-        )
+        with tracing.span("policy", action=action):
+            try:
+                decision = await self.services.policy.decide(
+                    PolicyInput(
+                        principal=self.principal,
+                        action=action,
+                        tenant_role=self.tenant_role,
+                        tenant=_facts(self.tenant) if self.tenant else None,
+                        resource=resource or {},
+                    )
+                )
+            except PolicyUnavailable:
+                metrics.policy_decision(action, "error")
+                raise
+        metrics.policy_decision(action, "allow" if decision.allow else "deny")
+        return decision
 
     async def authorize(self, action: str, resource: dict[str, Any] | None = None) -> None:
         """Raise Forbidden (with the policy's reasons) unless the action is allowed."""

@@ -224,10 +224,13 @@ async def test_data_source(info: Info[Context, None], id: strawberry.ID) -> Test
 async def delete_data_source(info: Info[Context, None], id: strawberry.ID) -> DeleteDataSourceResult:
     """Delete a data source, its discovery runs and their catalogs."""
     ctx = info.context
+    tenant = ctx.require_tenant()
     session = await ctx.tx.tenant()
 
     async def work() -> DataSourceDeleted:
-        await service.delete_source(session, source_id=service.parse_id(id))
+        await service.delete_source(
+            session, tenant=tenant.slug, source_id=service.parse_id(id), actor=ctx.require_principal().subject
+        )
         return DataSourceDeleted(id=id)
 
     return await mutate(ctx, "datasource.delete", work, {"id": str(id)})

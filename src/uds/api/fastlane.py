@@ -17,6 +17,8 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 import orjson
+from graphql import DocumentNode
+from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
 from uds.api.loaders import Loaders
@@ -25,6 +27,7 @@ from uds.api.plans import STATS, PlanCache, PlanContext, PlanFallback, run_plan
 from uds.db import TransactionScope
 from uds.errors import UdsError
 from uds.http import header, send_error
+from uds.observability.activity import note_operation
 from uds.services import Services
 
 log = logging.getLogger(__name__)
@@ -35,6 +38,7 @@ Routed = tuple[Scope, Receive] | None
 class FastLane:
     def __init__(self, services: Services, schema: Any) -> None:
         self.services = services
+        self.schema = schema
         self.persisted = PersistedQueries(services.settings, services.redis)
         self.plans = PlanCache(schema) if services.settings.fast_paths else None
         schema.plans = self.plans  # the view's OperationGate teaches it documents
@@ -81,13 +85,15 @@ class FastLane:
         if self.plans is not None and isinstance(document, str) and isinstance(operation_name, str | None):
             plan = self.plans.get(document, operation_name)
             if plan is not None:
-                body_out = await self._run(plan, scope, variables)
-                if body_out is not None:
-                    await _respond(send, body_out)
+                answer = await self._run(plan, scope, variables, document, operation_name)
+                if answer is not None:
+                    await _respond(send, *answer)
                     return None
         return scope, receive
 
-    async def _run(self, plan: Any, scope: Scope, variables: Any) -> bytes | None:
+    async def _run(
+        self, plan: Any, scope: Scope, variables: Any, query: str, operation_name: str | None
+    ) -> tuple[bytes, list[tuple[bytes, bytes]]] | None:
         services = self.services
         tenant = scope.get("tenant")
         tx = TransactionScope(
@@ -103,6 +109,25 @@ class FastLane:
             tx=tx,
             loaders=Loaders(tx),
         )
+        # What the view's OperationGate notes for metrics, logs and the span (plans are queries).
+        note_operation(plan.operation.name.value if plan.operation.name else operation_name, "query")
+        # The admission gate, as on the normal path (unstorable variables, cost, rate limit);
+        # a refusal falls back to the view, which answers it with the verdict kept in scope.
+        context.response = Response()  # collects the RateLimit headers
+        document = DocumentNode(definitions=(plan.operation, *plan.fragment_definitions.values()))
+        try:
+            await self.schema.gate.admit(
+                context,
+                schema=plan.schema,
+                document=document,
+                key=query,
+                operation_name=operation_name,
+                variables=variables if isinstance(variables, dict) else None,
+                scope=scope,
+            )
+        except UdsError:
+            await tx.close()
+            return None
         try:
             body = await run_plan(plan, context, variables)
         except PlanFallback as exc:
@@ -112,7 +137,12 @@ class FastLane:
         finally:
             await tx.close()
         STATS["plans_run"] += 1
-        return body
+        headers = [
+            (k.encode("latin-1"), v.encode("latin-1"))
+            for k, v in context.response.headers.items()
+            if k.startswith(("ratelimit", "retry-after"))
+        ]
+        return body, headers
 
 
 async def _read_body(receive: Receive) -> bytes | None:
@@ -153,13 +183,17 @@ def _with_document(
     return {**scope, "query_string": urlencode({**params, "query": document}).encode()}, receive
 
 
-async def _respond(send: Send, body: bytes) -> None:
+async def _respond(send: Send, body: bytes, extra: list[tuple[bytes, bytes]]) -> None:
     """The response strawberry's view sends for a result (same status and headers)."""
     await send(
         {
             "type": "http.response.start",
             "status": 200,
-            "headers": [(b"content-length", str(len(body)).encode()), (b"content-type", b"application/json")],
+            "headers": [
+                (b"content-length", str(len(body)).encode()),
+                (b"content-type", b"application/json"),
+                *extra,
+            ],
         }
     )
     await send({"type": "http.response.body", "body": body})

@@ -1,9 +1,9 @@
-"""The one schema extension: limits, cached parsing and validation, and what each operation may use.
+"""Limits, cached parsing and validation, and what each operation may use: one extension.
 
 Strawberry runs every extension's hooks for every request, and for every event of every
-subscription; one extension doing all of it costs a sixth of six. It does what
+subscription; one extension doing all of this costs a fraction of five. It does what
 MaxTokensLimiter, ParserCache, AddValidationRules, ValidationCache and
-DisableIntrospection did, plus:
+DisableIntrospection did (the admission gate, uds.api.admission, is the other one), plus:
 
 - Over WebSocket only subscriptions run; queries and mutations go over HTTP. A
   WebSocket connection has one context for all its operations and no per-operation
@@ -33,7 +33,9 @@ from strawberry.schema.schema import validate_document
 from strawberry.types.graphql import OperationType
 
 from uds.api.context import Context
+from uds.api.storable import StorableStringsRule
 from uds.errors import BadUserInput, PersistedQueryNotInList
+from uds.observability.activity import note_operation
 from uds.settings import Settings
 
 CACHE_SIZE = 1024
@@ -45,9 +47,10 @@ def operation_rules(settings: Settings) -> tuple[Any, ...]:
     rules: list[Any] = [
         *QueryDepthLimiter(max_depth=settings.max_query_depth).validation_rules,
         *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules,
+        StorableStringsRule,  # literals PostgreSQL could not store (uds.api.storable)
     ]
-    if not settings.dev:
-        rules.append(NoSchemaIntrospectionCustomRule)  # no introspection in production
+    if not settings.introspection:
+        rules.append(NoSchemaIntrospectionCustomRule)
     return tuple(rules)
 
 
@@ -78,6 +81,9 @@ class OperationGate(SchemaExtension):
         execution = self.execution_context
         context = execution.context
         operation = execution.operation_type
+        # Where the request's operation becomes known: its name and type go to the
+        # request's metrics, log lines and span (one call per operation, not per field).
+        note_operation(execution.operation_name, operation.value)
         if isinstance(getattr(context, "request", None), WebSocket):
             if operation != OperationType.SUBSCRIPTION:
                 raise GraphQLError(

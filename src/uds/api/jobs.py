@@ -33,6 +33,8 @@ from uds.jobs import service
 from uds.jobs.events import JOBS, EventRecord, publish
 from uds.jobs.models import JobState
 from uds.jobs.stream import job_event_stream
+from uds.observability.activity import current_request_id, new_request_id
+from uds.observability.metrics import SUBSCRIPTIONS
 
 log = logging.getLogger(__name__)
 
@@ -263,6 +265,7 @@ def _shared(record: EventRecord) -> SharedEvent:
 
 
 async def _deliver(stream: AsyncGenerator[EventRecord, None]) -> AsyncGenerator[JobEvent, None]:
+    SUBSCRIPTIONS.inc()
     try:
         async with contextlib.aclosing(stream):
             async for record in stream:
@@ -270,9 +273,14 @@ async def _deliver(stream: AsyncGenerator[EventRecord, None]) -> AsyncGenerator[
     except UdsError as exc:
         raise _graphql_error(exc) from exc
     except Exception as exc:
-        error_id = uuid.uuid4().hex[:12]
-        log.error("internal error %s in jobEvents", error_id, exc_info=exc)
-        raise GraphQLError(f"internal error (id {error_id})", extensions={"code": "INTERNAL"}) from exc
+        request_id = current_request_id() or new_request_id()
+        log.error("internal error in jobEvents (request id %s)", request_id, exc_info=exc)
+        raise GraphQLError(
+            f"internal error (request id {request_id})",
+            extensions={"code": "INTERNAL", "requestId": request_id},
+        ) from exc
+    finally:
+        SUBSCRIPTIONS.dec()
 
 
 def _graphql_error(exc: UdsError) -> GraphQLError:

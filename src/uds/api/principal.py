@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import strawberry
 from strawberry.types import Info
 
@@ -9,6 +11,7 @@ from uds.api.context import Context
 from uds.api.guard import NoPolicy
 from uds.api.tenants import Membership, Tenant, TenantRole
 from uds.auth.principal import Principal as PrincipalValue
+from uds.errors import BadUserInput
 from uds.policies import ACTIONS
 
 
@@ -40,6 +43,10 @@ class Principal:
         self, info: Info[Context, None], action: str, resource_id: strawberry.ID | None = None
     ) -> Decision:
         ctx = info.context
+        if not ACTION_NAME.fullmatch(action):
+            # Not even shaped like an action: refused here, so arbitrary text (control
+            # characters included) never reaches the policy engine and its answers.
+            raise BadUserInput("action must be an action name such as tenant.read")
         resource = {"id": str(resource_id)} if resource_id is not None else {}
         if ctx.tenant is None and _needs_tenant(action):
             return Decision(allow=False, reasons=["this action needs a tenant (X-Tenant-ID)"])
@@ -49,6 +56,9 @@ class Principal:
     @classmethod
     def from_value(cls, value: PrincipalValue) -> Principal:
         return cls(subject=value.subject, kind=value.kind, platform_roles=sorted(value.platform_roles))
+
+
+ACTION_NAME = re.compile(r"[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*){0,4}")
 
 
 def _needs_tenant(action: str) -> bool:

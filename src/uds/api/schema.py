@@ -15,6 +15,7 @@ from uds.api import audit, principal, tenants
 from uds.api import catalog as catalog_api
 from uds.api import datasources as source_api
 from uds.api import jobs as job_api
+from uds.api.admission import AdmissionExtension, Gate
 from uds.api.context import Context
 from uds.api.execution import UdsExecutor
 from uds.api.gate import OperationGate, operation_rules
@@ -126,6 +127,8 @@ class Subscription:
 
 
 class UdsSchema(strawberry.Schema):
+    # Variables, cost and rate limits (uds.api.admission); every execution path calls it.
+    gate: Gate
     # Set by the GraphQL view (uds.api.fastlane): operation plans learned from the normal
     # path, and persisted queries (the safelist is checked for WebSocket operations too).
     plans: Any = None
@@ -137,17 +140,22 @@ class UdsSchema(strawberry.Schema):
 
 def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     settings = settings or Settings()
-    gate = functools.partial(
+    operation_gate = functools.partial(
         OperationGate, max_tokens=settings.max_query_tokens, rules=operation_rules(settings)
     )
-    return UdsSchema(
+    gate = Gate(settings)
+    schema = UdsSchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
-        extensions=[gate],
-        config=StrawberryConfig(auto_camel_case=True),
+        extensions=[operation_gate, lambda: AdmissionExtension(gate=gate)],
+        # Prod: no "did you mean" hints that would map the schema for a caller without
+        # introspection (the view strips the ones strawberry leaves, see GraphQLView._format).
+        config=StrawberryConfig(auto_camel_case=True, disable_field_suggestions=not settings.dev),
         execution_context_class=UdsExecutor,
     )
+    schema.gate = gate
+    return schema
 
 
 def schema_sdl() -> str:

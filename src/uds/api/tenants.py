@@ -49,6 +49,11 @@ class TenantLimits:
     discovery_row_budget: float
     max_dashboards: int
     max_members: int
+    requests_per_second: int
+    request_burst: int
+    member_requests_per_second: int
+    member_request_burst: int
+    max_ws_connections_per_member: int
 
 
 @strawberry.input
@@ -58,6 +63,11 @@ class TenantLimitsInput:
     discovery_row_budget: float | None = None
     max_dashboards: int | None = None
     max_members: int | None = None
+    requests_per_second: int | None = None
+    request_burst: int | None = None
+    member_requests_per_second: int | None = None
+    member_request_burst: int | None = None
+    max_ws_connections_per_member: int | None = None
     features: list[str] | None = None
     replace: bool = strawberry.field(
         default=False, description="Drop every earlier override instead of merging with them."
@@ -70,6 +80,11 @@ class TenantLimitsInput:
             "discovery_row_budget": _whole(self.discovery_row_budget),
             "max_dashboards": self.max_dashboards,
             "max_members": self.max_members,
+            "requests_per_second": self.requests_per_second,
+            "request_burst": self.request_burst,
+            "member_requests_per_second": self.member_requests_per_second,
+            "member_request_burst": self.member_request_burst,
+            "max_ws_connections_per_member": self.max_ws_connections_per_member,
             "features": self.features,
         }
         return {k: v for k, v in values.items() if v is not None}

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -32,19 +31,30 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
 
+from uds.api.admission import CONNECT_WEIGHT
 from uds.api.context import Context
 from uds.api.loaders import Loaders
 from uds.auth.middleware import bearer_principal
 from uds.db import TransactionScope
 from uds.errors import BadUserInput, QueryTooComplex, UdsError
 from uds.http import send_error
+from uds.observability import tracing
+from uds.observability.activity import (
+    current_request_id,
+    new_request_id,
+    note_identity,
+    note_outcome,
+)
+from uds.ratelimit import subject_key
 from uds.services import Services
-from uds.tenants.routing import resolve_tenant
+from uds.tenants.routing import audit_break_glass, resolve_tenant
 
 log = logging.getLogger(__name__)
 
 CONTEXT_KEY = "uds.context"
 TOO_COMPLEX = re.compile(r"exceeds maximum operation depth|aliases found\. Allowed|more than \d+ tokens")
+# How graphql-core words a value it could not coerce (variables, literal arguments).
+INPUT_ERROR_PREFIXES = ("Variable '$", "Expected value of type", "Argument '")
 _SUGGESTION = re.compile(r"\s*Did you mean .*$")
 
 
@@ -94,6 +104,7 @@ class GraphQLView(GraphQL[Context, None]):
             **kwargs,
         )
         self.services = services
+        tracing.trace_root_fields(self.schema._schema)  # a span per root field; only when on
         from uds.api.fastlane import FastLane
 
         self.lane = FastLane(services, self.schema)
@@ -119,7 +130,34 @@ class GraphQLView(GraphQL[Context, None]):
         except UdsError:
             raise ConnectionRejectionError() from None
         context.principal, context.tenant, context.tenant_role = principal, tenant, role
+        note_identity(subject=principal.subject, tenant=tenant.slug)
+        if role is None:  # a platform admin who is not a member: break-glass, audited
+            try:
+                await audit_break_glass(
+                    self.services.engine, tenant, principal, transport="websocket", target="connect"
+                )
+            except UdsError:
+                raise ConnectionRejectionError() from None
+        await self._admit_connection(context)
         return UNSET
+
+    async def _admit_connection(self, context: Context) -> None:
+        """Charge the connect to the caller's rate limit and take one of the member's
+        connection slots (plan limit max_ws_connections_per_member); refuse otherwise."""
+        try:
+            await self.schema.gate.charge(context, CONNECT_WEIGHT)  # type: ignore[attr-defined]
+        except UdsError:
+            raise ConnectionRejectionError() from None
+        tenant, principal = context.tenant, context.principal
+        assert tenant is not None and principal is not None
+        limiter = self.services.limiter
+        cap = self.schema.gate.limits(tenant)["max_ws_connections_per_member"]  # type: ignore[attr-defined]
+        key = limiter.key("ws", str(tenant.id), subject_key(principal.subject))
+        lease = await limiter.acquire_connection(key, cap)
+        if lease is False:
+            raise ConnectionRejectionError()
+        if isinstance(lease, str):
+            context.ws_lease = (key, lease)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
@@ -142,6 +180,8 @@ class GraphQLView(GraphQL[Context, None]):
             if ctx is not None:
                 await ctx.tx.rollback()
                 await ctx.tx.close()
+                if ctx.ws_lease is not None:
+                    await self.services.limiter.release_connection(*ctx.ws_lease)
 
     async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> Context:
         scope = request.scope
@@ -159,6 +199,7 @@ class GraphQLView(GraphQL[Context, None]):
             tenant_role=scope.get("tenant_role"),
             tx=tx,
             loaders=Loaders(tx),
+            response=response,
         )
         scope[CONTEXT_KEY] = ctx
         return ctx
@@ -166,6 +207,8 @@ class GraphQLView(GraphQL[Context, None]):
     async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
         ctx: Context | None = request.scope.get(CONTEXT_KEY)
         errors = [self._format(error) for error in result.errors or ()]
+        if errors:
+            note_outcome(errors[0]["extensions"]["code"])
         if ctx is not None and ctx.tx.opened:
             if errors:
                 await ctx.tx.rollback()
@@ -175,11 +218,16 @@ class GraphQLView(GraphQL[Context, None]):
                 except Exception:
                     log.exception("commit failed")
                     await ctx.tx.rollback()
+                    note_outcome("INTERNAL")
                     return {
                         "data": None,
-                        "errors": [_error_dict("internal error: the change was not saved", "INTERNAL")],
+                        "errors": [
+                            _internal_error("internal error: the change was not saved", current_request_id())
+                        ],
                     }
             await ctx.tx.close()
+            if not errors and ctx.operation == "mutation":
+                self.services.relay.nudge()  # its domain events are in the outbox now
         if ctx is not None and not errors:
             for hook in ctx.after_commit:
                 await hook()
@@ -194,14 +242,16 @@ class GraphQLView(GraphQL[Context, None]):
         original = error.original_error
         if isinstance(original, UdsError):
             formatted = _error_dict(original.message, original.code, original.reasons)
-        elif original is None:
+            formatted["extensions"].update(original.extensions)
+        elif original is None or _is_input_error(error):
             code = QueryTooComplex.code if TOO_COMPLEX.search(error.message) else BadUserInput.code
             message = error.message if self.services.settings.dev else _SUGGESTION.sub("", error.message)
             formatted = _error_dict(message, code)
         else:
-            error_id = uuid.uuid4().hex[:12]
-            log.error("internal error %s in %s", error_id, error.path, exc_info=original)
-            formatted = _error_dict(f"internal error (id {error_id})", "INTERNAL")
+            # The request id finds the log lines of this request, this one included.
+            request_id = current_request_id() or new_request_id()
+            log.error("internal error in %s (request id %s)", error.path, request_id, exc_info=original)
+            formatted = _internal_error(f"internal error (request id {request_id})", request_id)
         if error.path:
             formatted["path"] = error.path
         if error.locations:
@@ -209,11 +259,32 @@ class GraphQLView(GraphQL[Context, None]):
         return formatted
 
 
+def _is_input_error(error: GraphQLError) -> bool:
+    """A client's bad value that graphql-core reports with the exception it caught.
+
+    Coercing a variable (an enum value that does not exist, a scalar's parser refusing a
+    value) or a literal argument fails before anything is resolved: such errors carry no
+    path and wrap either graphql-core's own GraphQLError or the scalar's exception.
+    Errors raised while resolving always have a path, and stay INTERNAL.
+    """
+    if error.path:
+        return False
+    return isinstance(error.original_error, GraphQLError) or error.message.startswith(INPUT_ERROR_PREFIXES)
+
+
 def _error_dict(message: str, code: str, reasons: tuple[str, ...] = ()) -> dict[str, Any]:
     extensions: dict[str, Any] = {"code": code}
     if reasons:
         extensions["reasons"] = list(reasons)
     return {"message": message, "extensions": extensions}
+
+
+def _internal_error(message: str, request_id: str | None) -> dict[str, Any]:
+    """An INTERNAL error: no detail for the client, the request id to quote instead."""
+    formatted = _error_dict(message, "INTERNAL")
+    if request_id:
+        formatted["extensions"]["requestId"] = request_id
+    return formatted
 
 
 def _transport_error(exc: HTTPException) -> UdsError:

@@ -13,6 +13,7 @@ from uds.auth.principal import Principal
 from uds.auth.verify import TokenVerifier
 from uds.errors import Unauthenticated
 from uds.http import header, send_error
+from uds.observability import tracing
 
 BEARER = b"bearer "
 
@@ -29,7 +30,8 @@ class AuthMiddleware:
         raw = header(scope, b"authorization")
         if raw is not None and raw[:7].lower() == BEARER:
             try:
-                scope["principal"] = await bearer_principal(scope["state"]["services"].verifier, raw)
+                with tracing.span("auth"):
+                    scope["principal"] = await bearer_principal(scope["state"]["services"].verifier, raw)
             except Unauthenticated as exc:
                 await send_error(send, exc)
                 return

@@ -29,6 +29,7 @@ from uds.auth.keys import ALGORITHM as OWN_ALGORITHM
 from uds.auth.keys import KINDS, SigningKey
 from uds.auth.principal import Principal
 from uds.errors import ConfigError, Unauthenticated
+from uds.observability.metrics import cache_lookup
 from uds.settings import ALLOWED_ALGORITHMS, IssuerConfig
 
 log = logging.getLogger(__name__)
@@ -94,8 +95,10 @@ class TokenVerifier:
         if cached is not None:
             if cached.expires_at > now:
                 self._cache.move_to_end(token)
+                cache_lookup("token", True)
                 return cached
             del self._cache[token]
+        cache_lookup("token", False)
 
         header, claims = _peek(token)
         alg = header.get("alg")

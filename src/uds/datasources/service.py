@@ -20,6 +20,7 @@ from uds.datasources.guard import NetworkGuard
 from uds.datasources.models import DataSource
 from uds.datasources.params import ConnectionParams, check_params
 from uds.errors import BadUserInput, Conflict, NotFound
+from uds.observability import events
 
 MAX_NAME = 100
 
@@ -80,6 +81,19 @@ async def register_source(
     session.add(row)
     await session.flush()
     await session.refresh(row)
+    await events.record(
+        session,
+        type="datasource.registered",
+        tenant=tenant,
+        subject=f"datasource/{source_id}",
+        data={
+            "id": str(source_id),
+            "name": name,
+            "host": params.host,
+            "database": params.database,
+            "actor": created_by,
+        },
+    )
     return row
 
 
@@ -117,11 +131,18 @@ def connection_params(row: DataSource, *, tenant: str, cipher: CredentialCipher)
     )
 
 
-async def delete_source(session: AsyncSession, *, source_id: uuid.UUID) -> None:
+async def delete_source(session: AsyncSession, *, tenant: str, source_id: uuid.UUID, actor: str) -> None:
     """Delete a source with its runs and catalogs (ON DELETE CASCADE)."""
     row = await get_source(session, source_id=source_id)
     await session.delete(row)
     await session.flush()
+    await events.record(
+        session,
+        type="datasource.deleted",
+        tenant=tenant,
+        subject=f"datasource/{source_id}",
+        data={"id": str(source_id), "name": row.name, "actor": actor},
+    )
 
 
 @dataclass(frozen=True, slots=True)

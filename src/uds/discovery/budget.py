@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from uds.observability.metrics import DISCOVERY_ROWS
+
 DEFAULT_SECONDS = 900.0
 
 
@@ -36,7 +38,9 @@ class Budget:
         return self.elapsed >= self.seconds or self.remaining_rows <= 0
 
     def charge(self, rows: int) -> None:
-        self.rows_read += max(0, int(rows))
+        rows = max(0, int(rows))
+        self.rows_read += rows
+        DISCOVERY_ROWS.inc(rows)
 
     def allowance(self, wanted: int, wanted_by_rest: int) -> int:
         """Rows one table may read: what it wants, scaled down when the rest would not fit.

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from uds.jobs.hub import EventHub
 from uds.jobs.keys import JobKeys
 from uds.jobs.models import JOB_COLUMNS, Job, JobEvent, JobState
+from uds.observability.metrics import redis_error
 
 log = logging.getLogger(__name__)
 
@@ -153,6 +154,7 @@ async def publish(hub: EventHub, keys: JobKeys, tenant: str, record: EventRecord
     try:
         await hub.publish(keys.channel(tenant, record.job.id), record.to_json())
     except Exception:
+        redis_error("job_events")
         log.warning("could not publish event %s of job %s", record.seq, record.job.id, exc_info=True)
 
 

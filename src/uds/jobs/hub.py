@@ -22,6 +22,8 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 
+from uds.observability.metrics import redis_error
+
 log = logging.getLogger(__name__)
 
 RESYNC: dict[str, Any] = {"resync": True}  # "you may have missed messages: read the database"
@@ -142,6 +144,7 @@ class EventHub:
                 raise
             except Exception as exc:
                 # One line per outage; the traceback only at debug level (it says no more).
+                redis_error("event_hub")
                 log.warning(
                     "job event subscription lost Redis (%s: %s); reconnecting", type(exc).__name__, exc
                 )

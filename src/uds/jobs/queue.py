@@ -27,6 +27,8 @@ from arq.connections import ArqRedis
 from redis.asyncio import ConnectionPool
 
 from uds.jobs.keys import JobKeys
+from uds.observability import tracing
+from uds.observability.activity import job_meta
 from uds.settings import Settings
 
 # The one arq function every job runs through (uds.workers.execute.run_job).
@@ -137,22 +139,26 @@ class JobQueue:
     def _admit_args(self, tenant: str) -> list[str | int]:
         return [tenant, _now_ms(), int(ADMISSION_LEASE_SECONDS * 1000), JobKeys.arq_job("")]
 
-    async def submit(self, tenant: str, job_id: uuid.UUID, *, cap: int) -> Admission:
+    async def submit(self, tenant: str, job_id: uuid.UUID, *, cap: int, kind: str | None = None) -> Admission:
         """Enqueue the job parked, put it on the tenant's waiting list and admit what fits.
 
         Raises redis errors (ConnectionError, TimeoutError) when Redis is unreachable.
+        The job's payload carries the request id and trace context (uds.workers.execute).
         """
-        await self.redis.enqueue_job(
-            JOB_FUNCTION,
-            tenant,
-            str(job_id),
-            _job_id=str(job_id),
-            _defer_by=PARK_SECONDS,
-            _expires=JOB_KEY_TTL,
-        )
-        raw = await self._submit(
-            keys=self._admit_keys(tenant), args=[*self._admit_args(tenant), str(job_id), cap]
-        )
+        with tracing.span("job.enqueue", **{"uds.job_id": str(job_id)}):
+            meta = job_meta(kind)
+            await self.redis.enqueue_job(
+                JOB_FUNCTION,
+                tenant,
+                str(job_id),
+                *([meta] if meta else []),
+                _job_id=str(job_id),
+                _defer_by=PARK_SECONDS,
+                _expires=JOB_KEY_TTL,
+            )
+            raw = await self._submit(
+                keys=self._admit_keys(tenant), args=[*self._admit_args(tenant), str(job_id), cap]
+            )
         return _admission(raw)
 
     async def admit(self, tenant: str) -> Admission:
@@ -195,6 +201,10 @@ class JobQueue:
             keys=[self.keys.waiting(tenant), self.keys.queue], args=[str(job_id), JobKeys.arq_job(job_id)]
         )
         return bool(ok)
+
+    async def waiting_count(self, tenant: str) -> int:
+        """Jobs of the tenant waiting for a slot."""
+        return int(await self.redis.llen(self.keys.waiting(tenant)))
 
     async def waiting_tenants(self) -> list[str]:
         return sorted(m.decode() for m in await self.redis.smembers(self.keys.waiting_tenants))

@@ -36,6 +36,7 @@ from uds.db import TransactionScope, transaction
 from uds.jobs.events import JOBS, DuplicateEvent, EventRecord, emit, publish
 from uds.jobs.models import RUNNING, JobStep
 from uds.jobs.service import KIND_RE, cancel_requested
+from uds.observability import tracing
 
 if TYPE_CHECKING:
     from uds.services import Services
@@ -192,8 +193,9 @@ class JobContext:
             return
         self._step, self._step_tx, self._step_state = key, None, {}
         try:
-            yield True
-            await self._record_step(key)
+            with tracing.span("job.step", **{"uds.step": key}):
+                yield True
+                await self._record_step(key)
         except BaseException:
             if self._step_tx is not None:
                 await self._step_tx.rollback()

@@ -29,6 +29,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from uds.errors import BadUserInput, Conflict, NotFound
 from uds.jobs.events import JOBS, EventRecord, emit, load_state
 from uds.jobs.models import ACTIVE, CANCELLED, FAILED, JOB_COLUMNS, QUEUED, RUNNING, STATUSES, JobState
+from uds.observability import events as domain_events
+from uds.observability import metrics
 from uds.tenants.plans import effective
 from uds.tenants.slugs import SCHEMA_PREFIX, is_valid_slug, tenant_schema
 
@@ -89,9 +91,13 @@ async def start_job(
     await session.execute(gate_lock(job_id))
     queued = await emit(session, job_id, key="queued", type="queued", message="queued")
     assert queued is not None
+    await domain_events.job_started(
+        session, tenant=tenant, job_id=job_id, kind=kind, params=params, actor=created_by
+    )
     try:
-        admission = await services.queue.submit(tenant, job_id, cap=cap)
+        admission = await services.queue.submit(tenant, job_id, cap=cap, kind=kind)
     except (RedisError, OSError) as exc:
+        metrics.redis_error("job_queue")
         log.warning("could not enqueue job %s of %s: %s", job_id, tenant, exc)
         failed = await finish(
             session,
@@ -103,6 +109,7 @@ async def start_job(
         return failed.job
     if admission.lost:
         await fail_lost(session, admission.lost)
+    metrics.job_queued(kind, tenant)
     return queued.job
 
 
@@ -123,7 +130,7 @@ async def finish(
     values: dict[str, Any] = {"status": status, "finished_at": func.now(), "error": error}
     if result is not None:
         values["result"] = result
-    return await emit(
+    ended = await emit(
         session,
         job_id,
         key="end",
@@ -133,6 +140,9 @@ async def finish(
         progress=1.0 if status == "SUCCEEDED" else None,
         message=message or (error if error else status.lower()),
     )
+    if ended is not None:  # the same transaction as the job's end: one event per ending
+        await domain_events.job_ended(session, tenant=tenant_of(session), job=ended.job)
+    return ended
 
 
 async def fail_lost(session: AsyncSession, job_ids: tuple[str, ...]) -> None:
@@ -188,6 +198,7 @@ async def cancel_job(session: AsyncSession, *, job_id: uuid.UUID) -> tuple[JobSt
     if state.status == QUEUED:
         event = await finish(session, job_id, status=CANCELLED, message="cancelled before it started")
         assert event is not None
+        metrics.job_ended(state.kind, tenant_of(session), CANCELLED)
         return event.job, event
     if state.status == RUNNING:
         if not state.cancel_requested:

@@ -65,3 +65,20 @@ async def record_denial(
                     actor=actor, action=action, target=target, allowed=False, detail=detail
                 )
             )
+
+
+BREAK_GLASS = "break_glass.access"
+
+
+async def record_break_glass(
+    engine: AsyncEngine, *, slug: str, actor: str, target: str, detail: Mapping[str, Any]
+) -> None:
+    """A platform admin who is not a member entered tenant `slug`: tell both audit logs.
+
+    In a transaction of its own, committed before the request runs, so the entry stays
+    whatever the request does; the tenant's admins read it with `auditLog`.
+    """
+    entry = {"actor": actor, "action": BREAK_GLASS, "target": target, "allowed": True, "detail": dict(detail)}
+    async with engine.begin() as conn:
+        await record(conn, slug=slug, **entry)
+        await conn.execute(insert(PlatformAudit.__table__).values(**{**entry, "target": f"{slug}: {target}"}))

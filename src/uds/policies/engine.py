@@ -17,6 +17,7 @@ import orjson
 
 from uds.auth.principal import Principal
 from uds.errors import PolicyUnavailable
+from uds.observability.metrics import cache_lookup
 from uds.tenants.plans import effective
 
 if TYPE_CHECKING:
@@ -139,6 +140,7 @@ class DecisionCache:
 
     def get(self, key: str) -> Decision | None:
         decision = self._data.get(key)
+        cache_lookup("policy", decision is not None)
         if decision is None:
             self.misses += 1
             return None

@@ -32,6 +32,13 @@ LIMITS: Mapping[str, tuple[str, int, int]] = MappingProxyType(
         "discovery_row_budget": ("rows one discovery run may read", 1_000, 10_000_000_000),
         "max_dashboards": ("dashboards a tenant may keep", 0, 100_000),
         "max_members": ("members of the tenant", 1, 100_000),
+        # Rate limits (docs/limits.md), in request units: a read costs 1, a mutation 5, a
+        # job start 20. A burst must hold at least one job start.
+        "requests_per_second": ("request units per second, the whole tenant", 1, 1_000_000),
+        "request_burst": ("request units the tenant may spend at once", 20, 10_000_000),
+        "member_requests_per_second": ("request units per second, one member or client", 1, 1_000_000),
+        "member_request_burst": ("request units one member may spend at once", 20, 10_000_000),
+        "max_ws_connections_per_member": ("WebSocket connections one member keeps open", 1, 10_000),
     }
 )
 
@@ -46,6 +53,11 @@ PLANS: Mapping[str, Plan] = MappingProxyType(
                 "discovery_row_budget": 1_000_000,
                 "max_dashboards": 10,
                 "max_members": 5,
+                "requests_per_second": 50,
+                "request_burst": 100,
+                "member_requests_per_second": 20,
+                "member_request_burst": 60,
+                "max_ws_connections_per_member": 5,
             },
         ),
         "pro": Plan(
@@ -57,6 +69,11 @@ PLANS: Mapping[str, Plan] = MappingProxyType(
                 "discovery_row_budget": 50_000_000,
                 "max_dashboards": 200,
                 "max_members": 100,
+                "requests_per_second": 200,
+                "request_burst": 400,
+                "member_requests_per_second": 50,
+                "member_request_burst": 150,
+                "max_ws_connections_per_member": 20,
             },
         ),
         "enterprise": Plan(
@@ -68,6 +85,11 @@ PLANS: Mapping[str, Plan] = MappingProxyType(
                 "discovery_row_budget": 1_000_000_000,
                 "max_dashboards": 10_000,
                 "max_members": 10_000,
+                "requests_per_second": 2_000,
+                "request_burst": 4_000,
+                "member_requests_per_second": 200,
+                "member_request_burst": 600,
+                "max_ws_connections_per_member": 100,
             },
         ),
     }

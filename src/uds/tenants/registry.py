@@ -21,6 +21,7 @@ from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from uds.observability.metrics import cache_lookup, redis_error
 from uds.tenants.slugs import tenant_schema
 
 log = logging.getLogger(__name__)
@@ -96,6 +97,7 @@ class TenantRegistry:
     async def get(self, slug: str) -> TenantRecord | None:
         """The tenant with this (already validated) slug, or None."""
         found, record = self._tenants.get(slug)
+        cache_lookup("tenant", found)
         if found:
             return record  # type: ignore[no-any-return]
         async with self._engine.connect() as conn:
@@ -113,6 +115,7 @@ class TenantRegistry:
         """The subject's role in the tenant (VIEWER/EDITOR/ADMIN), or None if not a member."""
         key = (tenant.slug, subject)
         found, role = self._roles.get(key)
+        cache_lookup("membership", found)
         if found:
             return role  # type: ignore[no-any-return]
         async with self._engine.connect() as conn:
@@ -139,6 +142,7 @@ class TenantRegistry:
             try:
                 await self._redis.publish(self._channel, slug)
             except Exception:  # the TTL still bounds staleness; the change itself is committed
+                redis_error("tenant_registry")
                 log.warning("could not announce tenant change for %s", slug, exc_info=True)
 
     async def start(self) -> None:
@@ -169,6 +173,7 @@ class TenantRegistry:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                redis_error("tenant_registry")
                 log.warning("tenant change listener lost Redis (%s: %s); retrying", type(exc).__name__, exc)
                 log.debug("tenant change listener error", exc_info=True)
                 self.forget(ALL)

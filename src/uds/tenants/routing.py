@@ -8,13 +8,21 @@ slug rule.
 
 from __future__ import annotations
 
+import logging
+
+from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from uds.auth.principal import Principal
 from uds.errors import BadUserInput, Forbidden, UdsError, Unauthenticated
 from uds.http import header, send_error
+from uds.observability import tracing
+from uds.observability.activity import current_request_id
+from uds.observability.audit import record_break_glass
 from uds.tenants.registry import TenantRecord, TenantRegistry
 from uds.tenants.slugs import is_valid_slug
+
+log = logging.getLogger(__name__)
 
 NOT_YOURS = "no such tenant, or you are not a member of it"
 
@@ -32,16 +40,49 @@ class TenantMiddleware:
         raw = header(scope, b"x-tenant-id")
         if raw is not None:
             try:
-                await self._resolve(scope, raw)
+                with tracing.span("tenant"):
+                    await self._resolve(scope, raw)
             except UdsError as exc:
                 await send_error(send, exc)
                 return
         await self.app(scope, receive, send)
 
     async def _resolve(self, scope: Scope, raw: bytes) -> None:
-        tenant, role = await resolve_tenant(scope["state"]["services"].registry, scope.get("principal"), raw)
+        services = scope["state"]["services"]
+        principal = scope.get("principal")
+        tenant, role = await resolve_tenant(services.registry, principal, raw)
         scope["tenant"] = tenant
         scope["tenant_role"] = role
+        if role is None and principal is not None:  # only platform admins get this far
+            await audit_break_glass(
+                services.engine,
+                tenant,
+                principal,
+                transport="http",
+                target=f"{scope['method']} {scope['path']}",
+            )
+
+
+async def audit_break_glass(
+    engine: AsyncEngine, tenant: TenantRecord, principal: Principal, *, transport: str, target: str
+) -> None:
+    """Record a platform admin's entry into a tenant they are not a member of; refuse the
+    request if that cannot be recorded (break-glass access is never unaudited)."""
+    try:
+        await record_break_glass(
+            engine,
+            slug=tenant.slug,
+            actor=principal.subject,
+            target=target,
+            detail={
+                "transport": transport,
+                "requestId": current_request_id(),
+                "roles": sorted(principal.platform_roles),
+            },
+        )
+    except Exception:
+        log.exception("could not record break-glass access of %s to %s", principal.subject, tenant.slug)
+        raise UdsError("break-glass access could not be audited, so it is refused") from None
 
 
 async def resolve_tenant(

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from uds.errors import BadUserInput, Conflict, NotFound
 from uds.migrations import provision_tenant_schema
+from uds.observability import events
 from uds.tenants.models import ACTIVE, ROLES, SUSPENDED, Membership, PlatformAudit, Tenant
 from uds.tenants.plans import check_overrides, check_plan
 from uds.tenants.slugs import check_slug, tenant_schema
@@ -69,6 +70,8 @@ async def create_tenant(
         raise Conflict(f"tenant {slug!r} already exists") from None
     await provision_tenant_schema(conn, slug)
     _audit(session, actor=actor, action="tenant.create", target=slug, detail={"plan": plan})
+    data = {"slug": slug, "name": name, "plan": plan, "actor": actor}
+    await events.record(session, type="tenant.created", tenant=slug, data=data)
     return tenant
 
 
@@ -76,12 +79,16 @@ async def set_status(session: AsyncSession, *, slug: str, status: str, actor: st
     if status not in (ACTIVE, SUSPENDED):
         raise BadUserInput("status must be active or suspended")
     tenant = await get_tenant(session, slug=slug)
+    previous = tenant.status
     tenant.status = status
     tenant.updated_at = func.now()
     await session.flush()
     await session.refresh(tenant)
     action = "tenant.suspend" if status == SUSPENDED else "tenant.resume"
     _audit(session, actor=actor, action=action, target=slug)
+    if previous != status:
+        kind = "tenant.suspended" if status == SUSPENDED else "tenant.resumed"
+        await events.record(session, type=kind, tenant=slug, data={"slug": slug, "actor": actor})
     return tenant
 
 
@@ -109,6 +116,7 @@ async def delete_tenant(session: AsyncSession, *, slug: str, confirm: str, actor
     await session.delete(tenant)
     await session.flush()
     _audit(session, actor=actor, action="tenant.delete", target=slug)
+    await events.record(session, type="tenant.deleted", tenant=slug, data={"slug": slug, "actor": actor})
 
 
 async def set_member(session: AsyncSession, *, slug: str, subject: str, role: str, actor: str) -> Membership:
@@ -119,6 +127,9 @@ async def set_member(session: AsyncSession, *, slug: str, subject: str, role: st
     if not subject or len(subject) > 255:
         raise BadUserInput("subject must be 1-255 characters")
     tenant = await get_tenant(session, slug=slug)
+    before = await session.scalar(
+        select(Membership.role).where(Membership.tenant_id == tenant.id, Membership.subject == subject)
+    )
     stmt = (
         insert(Membership)
         .values(tenant_id=tenant.id, subject=subject, role=role)
@@ -127,6 +138,12 @@ async def set_member(session: AsyncSession, *, slug: str, subject: str, role: st
     )
     member = (await session.scalars(stmt)).one()
     _audit(session, actor=actor, action="member.set", target=slug, detail={"subject": subject, "role": role})
+    if before != role:
+        data = {"subject": subject, "role": role, "actor": actor}
+        if before is not None:
+            data["previousRole"] = before
+        kind = "member.added" if before is None else "member.updated"
+        await events.record(session, type=kind, tenant=slug, subject=f"member/{subject}", data=data)
     return member
 
 
@@ -136,7 +153,16 @@ async def remove_member(session: AsyncSession, *, slug: str, subject: str, actor
         delete(Membership).where(Membership.tenant_id == tenant.id, Membership.subject == subject)
     )
     _audit(session, actor=actor, action="member.remove", target=slug, detail={"subject": subject})
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    removed = bool(result.rowcount)  # type: ignore[attr-defined]
+    if removed:
+        await events.record(
+            session,
+            type="member.removed",
+            tenant=slug,
+            subject=f"member/{subject}",
+            data={"subject": subject, "actor": actor},
+        )
+    return removed
 
 
 async def members_of(session: AsyncSession, *, tenant_id: Any) -> Sequence[Membership]:

@@ -20,11 +20,13 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from arq import Retry
+from redis.exceptions import RedisError
 from sqlalchemy import func, select
 from sqlalchemy.exc import DBAPIError, OperationalError
 
@@ -35,6 +37,8 @@ from uds.jobs.events import JOBS, EventRecord, emit, load_state, publish
 from uds.jobs.models import ACTIVE, CANCELLED, FAILED, RUNNING, SUCCEEDED, JobState, JobStep
 from uds.jobs.runtime import KINDS, JobCancelled, JobContext, JobKind, JobSuperseded
 from uds.jobs.service import cancel_requested, fail_lost, finish, wait_for_creation
+from uds.observability import metrics, tracing
+from uds.observability.activity import CURRENT, Activity, current
 from uds.policies import PolicyInput, TenantFacts
 from uds.services import Services
 from uds.tenants.plans import effective
@@ -66,7 +70,24 @@ class Claim:
     done_steps: dict[str, dict[str, Any]]
 
 
-async def run_job(ctx: dict[str, Any], tenant: str, job_id: str) -> None:
+async def run_job(ctx: dict[str, Any], tenant: str, job_id: str, meta: dict[str, Any] | None = None) -> None:
+    """One run of a job. `meta` (uds.observability.activity.job_meta) carries the id and
+    trace context of the request that started it, for the run's log lines and spans."""
+    meta = meta if isinstance(meta, dict) else {}
+    request_id, kind = meta.get("request_id"), meta.get("kind")
+    activity = Activity(request_id if isinstance(request_id, str) else "", tenant=tenant, job_id=job_id)
+    activity.operation = kind if isinstance(kind, str) else "job"  # the row's kind, once read
+    token = CURRENT.set(activity)
+    try:
+        trace_carrier = meta.get("trace")
+        carrier = trace_carrier if isinstance(trace_carrier, dict) else None
+        with tracing.job_span(carrier, **{"uds.job_id": job_id, "uds.tenant": tenant}):
+            await _run_job(ctx, tenant, job_id)
+    finally:
+        CURRENT.reset(token)
+
+
+async def _run_job(ctx: dict[str, Any], tenant: str, job_id: str) -> None:
     services: Services = ctx["services"]
     queue = services.queue
     jid = uuid.UUID(job_id)
@@ -137,10 +158,13 @@ async def _claim(services: Services, record: TenantRecord, job_id: uuid.UUID) ->
             allowed, reasons = await _may_start(services, record, state)
             if not allowed:
                 refusal = (FAILED, f"not allowed: job.start ({'; '.join(reasons)})")
+        _note_job(state.kind, state.created_by)
         if refusal is not None:
             status, error = refusal
             event = await finish(session, job_id, status=status, error=error or None)
             events.extend([event] if event else [])
+            if event is not None:
+                metrics.job_ended(state.kind, record.slug, status)
         else:
             assert kind is not None
             attempt = state.attempts + 1
@@ -166,6 +190,9 @@ async def _claim(services: Services, record: TenantRecord, job_id: uuid.UUID) ->
                 await session.execute(select(STEPS.c.step, STEPS.c.state).where(STEPS.c.job_id == job_id))
             ).all()
             claim = Claim(started.job, kind, dict(params or {}), {s.step: dict(s.state or {}) for s in steps})
+            if attempt == 1 and started.job.started_at is not None:
+                wait = (started.job.started_at - started.job.created_at).total_seconds()
+                metrics.job_admitted(record.plan, wait)
     for event in events:
         await publish(services.events, services.queue.keys, record.slug, event)
     return claim
@@ -203,6 +230,8 @@ async def _run(services: Services, tenant: str, claim: Claim, watch: Watch) -> N
     task = asyncio.create_task(claim.kind.handler(job), name=f"job {state.id}")
     watch.job, watch.task = job, task
     status, error, result = FAILED, "", None
+    started = time.monotonic()
+    running = metrics.job_running(state.kind)
     try:
         async with asyncio.timeout(claim.kind.timeout) as deadline:
             try:
@@ -234,11 +263,22 @@ async def _run(services: Services, tenant: str, claim: Claim, watch: Watch) -> N
         status, error = FAILED, f"{type(exc).__name__}: {exc}"
     finally:
         watch.task = None
+        running.dec()
     if status == SUCCEEDED:
         result, error = _checked_result(result)
         if error:
             status = FAILED
     await _finish(services, tenant, job, status=status, error=error or None, result=result)
+    metrics.job_ended(state.kind, tenant, status, time.monotonic() - started)
+
+
+def _note_job(kind: str, created_by: str) -> None:
+    """The run's log lines and span name its kind and the subject that started it."""
+    activity = current()
+    if activity is not None:
+        activity.operation, activity.subject = kind, created_by
+    if tracing.enabled():
+        tracing.rename_span(f"job {kind}", **{"uds.job_kind": kind})
 
 
 async def _interrupted(services: Services, tenant: str, job: JobContext) -> None:
@@ -309,6 +349,7 @@ async def _heartbeat(services: Services, tenant: str, job_id: uuid.UUID, watch: 
         try:
             flagged = await services.queue.heartbeat(tenant, job_id)
         except Exception:
+            metrics.redis_error("job_heartbeat")
             log.warning("job %s: heartbeat could not reach Redis", job_id, exc_info=True)
         job, task = watch.job, watch.task
         if job is None or task is None or job.cancel_seen or (not flagged and beats % DB_CANCEL_CHECK_EVERY):
@@ -328,13 +369,21 @@ async def sweep(services: Services, *, every: float = 1.0) -> None:
     """Admit waiting jobs of every tenant (covers slots freed by expired leases), forever."""
     while True:
         try:
+            depth: dict[str, int] = {}
             for tenant in await services.queue.waiting_tenants():
                 admission = await services.queue.admit(tenant)
                 if admission.lost:
                     async with transaction(services.engine, tenant) as tx:
                         await fail_lost(await tx.tenant(), admission.lost)
+                record = await services.registry.get(tenant)
+                if record is not None:
+                    waiting = await services.queue.waiting_count(tenant)
+                    depth[record.plan] = depth.get(record.plan, 0) + waiting
+            metrics.queue_depth(depth)
         except asyncio.CancelledError:
             raise
-        except Exception:
+        except Exception as exc:
+            if isinstance(exc, RedisError | OSError):
+                metrics.redis_error("job_sweep")
             log.warning("admission sweep failed; retrying", exc_info=True)
         await asyncio.sleep(every)

@@ -26,6 +26,9 @@ from redis.asyncio import ConnectionPool
 from uds.jobs.keys import JobKeys
 from uds.jobs.queue import JOB_FUNCTION
 from uds.jobs.runtime import KINDS
+from uds.observability.exposition import serve_worker_metrics
+from uds.observability.metrics import configure_metrics
+from uds.observability.multiprocess import process_stopped
 from uds.runtime import settle_heap
 from uds.services import Services
 from uds.settings import Settings
@@ -73,13 +76,22 @@ async def startup(ctx: dict[str, Any]) -> None:
     if "services" not in ctx:
         ctx["services"] = await Services.start(ctx["settings"])
         ctx["owns_services"] = True
+    configure_metrics(ctx["settings"])
+    if ctx.get("serve_metrics"):
+        ctx["metrics_server"] = contextlib.AsyncExitStack()
+        await ctx["metrics_server"].enter_async_context(serve_worker_metrics(ctx["settings"]))
     ctx["sweeper"] = asyncio.create_task(sweep(ctx["services"]), name="job-admission-sweep")
+    ctx["services"].relay.start()  # events of the jobs' changes reach the stream even with no API
     if ctx.get("settle_heap"):
         settle_heap()  # job modules and services are loaded: see uds.runtime
     log.info("worker ready: job kinds %s", ", ".join(sorted(KINDS)))
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
+    metrics_server = ctx.pop("metrics_server", None)
+    if metrics_server is not None:
+        await metrics_server.aclose()
+    process_stopped()
     sweeper = ctx.pop("sweeper", None)
     if sweeper is not None:
         sweeper.cancel()
@@ -151,6 +163,7 @@ async def serve(settings: Settings, *, concurrency: int | None = None) -> None:
     worker's own, so its heap is settled once started (uds.runtime.settle_heap)."""
     worker = make_worker(settings, concurrency=concurrency)
     worker.ctx["settle_heap"] = True
+    worker.ctx["serve_metrics"] = True  # UDS_WORKER_METRICS_PORT, if set
     try:
         await worker.async_run()
     except asyncio.CancelledError:

@@ -1,0 +1,243 @@
+"""Rate limits in Redis: GCRA buckets checked and charged in one atomic script call.
+
+GCRA (the generic cell rate algorithm) keeps one number per bucket, the theoretical
+arrival time (TAT) of the next request. A bucket with rate `r` units per second and burst
+`b` has emission interval T = 1/r; a request of weight w is allowed when
+`max(TAT, now) + w*T - b*T <= now`, and then TAT becomes `max(TAT, now) + w*T`. Several
+buckets (the tenant's and the member's) are checked in the same script call and charged
+only if all of them allow, so a refused request costs nothing and two buckets can never
+disagree. Time comes from the Redis server (`TIME`), so API processes with skewed clocks
+share one notion of now.
+
+Redis unreachable or slow: requests are served (fail open, for rate limits only). The
+first failure opens a breaker for BREAKER_SECONDS, during which Redis is not asked at all
+(no added latency per request), is logged once, and counted (`uds_redis_errors` with
+component "rate_limiter", and `RateLimiter.redis_errors`).
+
+WebSocket connections are capped per member with leases: a sorted set per member of
+connection ids scored by lease expiry, renewed by the process holding them, so a process
+that dies without closing its sockets frees their slots within LEASE_SECONDS.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import math
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from uds.observability import metrics
+
+log = logging.getLogger(__name__)
+
+BREAKER_SECONDS = 1.0
+LEASE_SECONDS = 60.0
+
+# KEYS: the buckets. ARGV[1]: weight; then per bucket its emission interval (microseconds
+# per unit) and its burst (units). Returns {allowed, retry_after_us, tightest bucket index,
+# units remaining in it, microseconds until it is full again}.
+GCRA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local weight = tonumber(ARGV[1])
+local retry, tight, remaining, reset = 0, 1, math.huge, 0
+local new_tats = {}
+for i = 1, #KEYS do
+  local interval = tonumber(ARGV[2 * i])
+  local burst = tonumber(ARGV[2 * i + 1])
+  local tat = tonumber(redis.call('GET', KEYS[i]) or now)
+  if tat < now then tat = now end
+  local new_tat = tat + weight * interval
+  local allow_at = new_tat - burst * interval
+  if allow_at > now then
+    retry = math.max(retry, allow_at - now)
+    new_tat = tat
+  end
+  new_tats[i] = new_tat
+  local left = math.floor((now + burst * interval - new_tat) / interval)
+  if left < remaining then
+    tight, remaining, reset = i, left, new_tat - now
+  end
+end
+if retry > 0 then
+  return {0, math.ceil(retry), tight, remaining, math.ceil(reset)}
+end
+for i = 1, #KEYS do
+  local ttl = math.ceil((new_tats[i] - now) / 1000) + 1
+  redis.call('SET', KEYS[i], string.format('%d', new_tats[i]), 'PX', ttl)
+end
+return {1, 0, tight, remaining, math.ceil(reset)}
+"""
+
+# KEYS[1]: the member's connection set. ARGV: cap, lease id, lease milliseconds.
+# Drops expired leases, then adds this one if there is room. Returns 1 if it was added.
+ACQUIRE_LEASE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then
+  return 0
+end
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[2])
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]))
+return 1
+"""
+
+RENEW_LEASE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZADD', KEYS[1], 'XX', now + tonumber(ARGV[2]), ARGV[1])
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]))
+return 1
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Bucket:
+    """One GCRA bucket: `rate` units per second, up to `burst` units at once."""
+
+    key: str
+    rate: float
+    burst: int
+
+    @property
+    def interval_us(self) -> float:
+        return 1_000_000 / self.rate
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """The outcome for one request, with what the RateLimit headers report."""
+
+    allowed: bool
+    retry_after: float  # seconds until a request of this weight would be allowed
+    limit: int  # burst of the tightest bucket
+    remaining: int  # units left in it
+    reset: float  # seconds until it is full again
+    window: float  # seconds the tightest bucket takes to refill from empty
+
+    def headers(self) -> list[tuple[str, str]]:
+        """RateLimit-* (IETF httpapi draft) headers, plus Retry-After on a refusal."""
+        headers = [
+            ("RateLimit-Limit", str(self.limit)),
+            ("RateLimit-Remaining", str(max(self.remaining, 0))),
+            ("RateLimit-Reset", str(math.ceil(self.reset))),
+            ("RateLimit-Policy", f"{self.limit};w={max(1, math.ceil(self.window))}"),
+        ]
+        if not self.allowed:
+            headers.append(("Retry-After", str(max(1, math.ceil(self.retry_after)))))
+        return headers
+
+
+def subject_key(subject: str) -> str:
+    """A short, fixed-length key part for a principal's subject (any characters)."""
+    return hashlib.sha256(subject.encode("utf-8", "surrogatepass")).hexdigest()[:24]
+
+
+class RateLimiter:
+    """Checks and charges buckets; fails open while Redis is unreachable."""
+
+    def __init__(self, redis_url: str, *, prefix: str, timeout: float, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self.prefix = prefix
+        self.redis = Redis.from_url(redis_url, socket_timeout=timeout, socket_connect_timeout=timeout)
+        self._gcra = self.redis.register_script(GCRA)
+        self._acquire = self.redis.register_script(ACQUIRE_LEASE)
+        self._renew = self.redis.register_script(RENEW_LEASE)
+        self._broken_until = 0.0
+        self.redis_errors = 0  # failures since start (each one served the request anyway)
+        self._leases: dict[tuple[str, str], None] = {}
+        self._renewer: asyncio.Task[None] | None = None
+
+    def key(self, *parts: str) -> str:
+        return self.prefix + "rl:" + ":".join(parts)
+
+    async def hit(self, buckets: Sequence[Bucket], weight: int) -> Verdict | None:
+        """Charge `weight` units to every bucket, or to none; None if Redis could not answer."""
+        if not self.enabled or not buckets or self._broken():
+            return None
+        args: list[float | int] = [weight]
+        for bucket in buckets:
+            args += [bucket.interval_us, bucket.burst]
+        try:
+            allowed, retry_us, tight, remaining, reset_us = await self._gcra(
+                keys=[b.key for b in buckets], args=args
+            )
+        except (TimeoutError, RedisError, OSError) as exc:
+            self._failed(exc)
+            return None
+        bucket = buckets[int(tight) - 1]
+        return Verdict(
+            allowed=bool(allowed),
+            retry_after=int(retry_us) / 1_000_000,
+            limit=bucket.burst,
+            remaining=int(remaining),
+            reset=int(reset_us) / 1_000_000,
+            window=bucket.burst / bucket.rate,
+        )
+
+    async def acquire_connection(self, key: str, cap: int) -> str | bool | None:
+        """Take one of `cap` connection slots under `key`.
+
+        Returns the lease id, False when all slots are taken, None when the limiter could
+        not ask Redis (the connection is then allowed and holds no lease).
+        """
+        if not self.enabled or self._broken():
+            return None
+        lease = uuid.uuid4().hex
+        try:
+            added = await self._acquire(keys=[key], args=[cap, lease, int(LEASE_SECONDS * 1000)])
+        except (TimeoutError, RedisError, OSError) as exc:
+            self._failed(exc)
+            return None
+        if not added:
+            return False
+        self._leases[(key, lease)] = None
+        if self._renewer is None or self._renewer.done():
+            self._renewer = asyncio.create_task(self._renew_leases(), name="uds-ws-lease-renewal")
+        return lease
+
+    async def release_connection(self, key: str, lease: str) -> None:
+        self._leases.pop((key, lease), None)
+        with contextlib.suppress(RedisError, OSError, asyncio.TimeoutError):
+            await self.redis.zrem(key, lease)
+
+    async def _renew_leases(self) -> None:
+        while self._leases:
+            await asyncio.sleep(LEASE_SECONDS / 3)
+            for key, lease in list(self._leases):
+                try:
+                    await self._renew(keys=[key], args=[lease, int(LEASE_SECONDS * 1000)])
+                except (TimeoutError, RedisError, OSError) as exc:
+                    self._failed(exc)
+                    break
+
+    def _broken(self) -> bool:
+        return self._broken_until > time.monotonic()
+
+    def _failed(self, exc: BaseException) -> None:
+        self.redis_errors += 1
+        metrics.redis_error("rate_limiter")
+        if not self._broken():
+            log.warning(
+                "rate limits: Redis unavailable (%s); serving requests unlimited for %.0f s",
+                exc.__class__.__name__,
+                BREAKER_SECONDS,
+            )
+        self._broken_until = time.monotonic() + BREAKER_SECONDS
+
+    async def aclose(self) -> None:
+        if self._renewer is not None:
+            self._renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._renewer
+        with contextlib.suppress(Exception):
+            await self.redis.aclose()
