@@ -8,6 +8,11 @@ Measures, on 127.0.0.1 only:
   SQLAlchemy, `uvicorn --factory uds.app:app_from_env`) against a bare Starlette +
   asyncpg handler running the same SELECT of the same 20 audit rows (`bare_app` below),
   same uvicorn flags, same process count, same load; measured alternately A, B, A, B;
+* the same read as a persisted operation: the request names the document by its
+  SHA-256 (Apollo's automatic persisted queries, `extensions.persistedQuery`), measured
+  alternately with the others;
+* with `--plain`, the same read on a fourth server with the read fast paths off
+  (`UDS_FAST_PATHS=off`: every request through strawberry in a transaction), the "before";
 * policy cost: the same full-stack read with the embedded policy engine and with policy
   checks switched off (`policy_off_app` below: the same app with an allow-everything
   engine swapped in after start-up), measured alternately with the others; plus the
@@ -35,6 +40,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import hashlib
 import json
 import os
 import platform
@@ -436,6 +442,18 @@ async def drop_database(admin_url: str, name: str) -> None:
         await conn.execute(f'drop database if exists "{name}" with (force)')
     finally:
         await conn.close()
+
+
+async def drop_redis_keys(url: str, prefix: str) -> None:
+    from redis.asyncio import Redis
+
+    redis = Redis.from_url(url)
+    try:
+        keys = [k async for k in redis.scan_iter(match=f"{prefix}*")]
+        if keys:
+            await redis.delete(*keys)
+    finally:
+        await redis.aclose()
 
 
 async def create_tenants(engine: Any, slugs: list[str], *, stop_at: float | None = None) -> list[float]:
@@ -1049,8 +1067,12 @@ def plan_for(args: argparse.Namespace) -> Plan:
         plan = Plan(run_s=10, warmup_s=2, ping_s=3, pairs=2, limit_s=200, tenants=args.tenants)
     if args.duration:
         plan.run_s = args.duration
-    # The ops_off server (metrics and rate limits off): its start, warm-up and runs.
+    # The ops_off server (metrics and rate limits off): its start, warm-up and runs; the
+    # persisted-operation runs; the plain-path server's (--plain).
     plan.limit_s += plan.pairs * plan.run_s + plan.warmup_s + 10
+    plan.limit_s += plan.pairs * plan.run_s + plan.warmup_s + 5
+    if args.plain:
+        plan.limit_s += plan.pairs * plan.run_s + plan.warmup_s + 10
     if args.profile:  # the profiled runs are extra: give them their own time
         plan.limit_s += 2 * (plan.run_s + 5)
     return plan
@@ -1101,6 +1123,32 @@ def check_policy_off(full_url: str, off_url: str, target: Target) -> None:
         raise RuntimeError(f"the policy-off server did not allow {ADMIN_QUERY}: {allowed}")
 
 
+def persisted_body() -> str:
+    """The bench read named by its hash only (Apollo's automatic persisted queries)."""
+    digest = hashlib.sha256(QUERY.encode()).hexdigest()
+    return json.dumps({"extensions": {"persistedQuery": {"version": 1, "sha256Hash": digest}}})
+
+
+def check_persisted(url: str, full: Target, persisted: Target) -> None:
+    """Register the document (hash + query, as a client does after PERSISTED_QUERY_NOT_FOUND)
+    and check the hash alone answers the same bytes as the full query."""
+    import httpx
+
+    headers = full.header_sets[0]
+    first = httpx.post(url, content=persisted.body, headers=headers, timeout=10).json()
+    code = (first.get("errors") or [{}])[0].get("extensions", {}).get("code")
+    if code != "PERSISTED_QUERY_NOT_FOUND":
+        raise RuntimeError(f"an unregistered hash should be PERSISTED_QUERY_NOT_FOUND: {first}")
+    register = {**json.loads(persisted.body), "query": QUERY}
+    httpx.post(url, content=json.dumps(register), headers=headers, timeout=10).raise_for_status()
+    by_hash = httpx.post(url, content=persisted.body, headers=headers, timeout=10)
+    by_text = httpx.post(url, content=full.body, headers=headers, timeout=10)
+    if by_hash.content != by_text.content or by_hash.status_code != 200:
+        raise RuntimeError(
+            f"persisted answer differs: {by_hash.content[:300]!r} vs {by_text.content[:300]!r}"
+        )
+
+
 def per_decision(quick: bool) -> dict[str, Any]:
     """bench/policy_decisions.py's measurement (its `main`), run in this process."""
     if str(BENCH_DIR) not in sys.path:
@@ -1131,8 +1179,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="uds-bench-"))
     procs = Processes(work)
     stop_servers: Callable[[], None] = lambda: None  # noqa: E731
-    admin_url = ""
+    admin_url = redis_url = ""
     db_name = f"uds_bench_{uuid.uuid4().hex[:8]}"
+    redis_prefix = f"uds-bench-{uuid.uuid4().hex[:8]}:"
     db_created = False
     report: dict[str, Any] = {"db_name": db_name}
     out_lines: list[str] = []
@@ -1187,6 +1236,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             **server_env,
             "UDS_DATABASE_URL": db_url,
             "UDS_REDIS_URL": redis_url,
+            # Keys of this run only (persisted queries, tenant change announcements).
+            "UDS_REDIS_PREFIX": redis_prefix,
             "UDS_DATA_DIR": str(data_dir),
             "UDS_MODE": args.mode,
             "UDS_SECRET_KEYS": secret_key(),
@@ -1198,8 +1249,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "BENCH_BARE_POOL": str(settings.db_pool_size),
         }
         off_env = {**full_env, "BENCH_FULL_FACTORY": args.full_factory}
+        plain_env = {**full_env, "UDS_FAST_PATHS": "off"}
         ops_off_env = {**full_env, "UDS_METRICS": "off", "UDS_RATE_LIMITS": "off"}
-        ops_off_port = free_port()
+        ops_off_port, plain_port = free_port(), free_port()
         full_port, bare_port, off_port = free_port(), free_port(), free_port()
         say(
             f"starting servers: full stack :{full_port}, bare :{bare_port}, policy off :{off_port}"
@@ -1216,9 +1268,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             uvicorn_argv("graphql_read:policy_off_app", off_port, args.workers, app_dir=BENCH_DIR),
             off_env,
         )
+        plain_proc = None
+        if args.plain:
+            plain_proc = procs.start(
+                "plain", uvicorn_argv(args.full_factory, plain_port, args.workers), plain_env
+            )
         wait_http(f"http://{HOST}:{full_port}/healthz", full_proc, "full", procs)
         wait_http(f"http://{HOST}:{bare_port}/ping", bare_proc, "bare", procs)
         wait_http(f"http://{HOST}:{off_port}/readyz", off_proc, "policy_off", procs)
+        if plain_proc is not None:
+            wait_http(f"http://{HOST}:{plain_port}/healthz", plain_proc, "plain", procs)
         ops_off_proc = procs.start(
             "ops_off", uvicorn_argv(args.full_factory, ops_off_port, args.workers), ops_off_env
         )
@@ -1247,6 +1306,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         check_answers(
             f"http://{HOST}:{off_port}/graphql", f"http://{HOST}:{bare_port}/audit", off, bare, setup["ids"]
         )
+        persisted = Target(full_port, "/graphql", persisted_body(), full.header_sets)
+        check_persisted(f"http://{HOST}:{full_port}/graphql", full, persisted)
+        plain = Target(plain_port, "/graphql", body, full.header_sets)
+        if args.plain:
+            check_answers(
+                f"http://{HOST}:{plain_port}/graphql",
+                f"http://{HOST}:{bare_port}/audit",
+                plain,
+                bare,
+                setup["ids"],
+            )
         check_answers(
             f"http://{HOST}:{ops_off_port}/graphql",
             f"http://{HOST}:{bare_port}/audit",
@@ -1254,7 +1324,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             bare,
             setup["ids"],
         )
-        say("all four servers answer the same 20 rows")
+        say("all servers answer the same 20 rows; the persisted operation answers the same bytes")
         from observability_cost import tracing_off_cost
 
         tracing_cost = tracing_off_cost(
@@ -1284,6 +1354,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             off_port: off_proc.pid,
             ops_off_port: ops_off_proc.pid,
         }
+        if plain_proc is not None:
+            group_of[plain_port] = plain_proc.pid
 
         def measure(target: Target, label: str, tenants: int, seconds: int | None = None) -> Result:
             pgids = {group_of[target.port]}
@@ -1304,17 +1376,25 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
         # 4. Full vs policy off vs bare, alternately, with BASE_TENANTS tenants present.
         warm(full, "full stack")
+        warm(persisted, "persisted")
         warm(off, "policy off")
         warm(bare, "bare")
+        if args.plain:
+            warm(plain, "plain path")
         warm(ops_off, "metrics and rate limits off")
         full_10: list[Result] = []
+        persisted_10: list[Result] = []
         off_10: list[Result] = []
         bare_10: list[Result] = []
+        plain_10: list[Result] = []
         ops_off_10: list[Result] = []
         for i in range(plan.pairs):
             full_10.append(measure(full, f"full_stack #{i + 1}", setup["tenants"]))
+            persisted_10.append(measure(persisted, f"persisted (APQ hash) #{i + 1}", setup["tenants"]))
             off_10.append(measure(off, f"policy_off #{i + 1}", setup["tenants"]))
             bare_10.append(measure(bare, f"bare #{i + 1}", setup["tenants"]))
+            if args.plain:
+                plain_10.append(measure(plain, f"plain path (fast paths off) #{i + 1}", setup["tenants"]))
             ops_off_10.append(measure(ops_off, f"ops_off #{i + 1}", setup["tenants"]))
 
         profile: dict[str, Any] | None = None
@@ -1394,6 +1474,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 ceiling=ceiling,
                 results=results,
                 full_10=full_10,
+                persisted_10=persisted_10,
+                plain_10=plain_10,
                 off_10=off_10,
                 bare_10=bare_10,
                 ops_off_10=ops_off_10,
@@ -1415,6 +1497,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         signal.alarm(0)
         with contextlib.suppress(BaseException):
             procs.stop_all()
+        if redis_url:
+            with contextlib.suppress(BaseException):
+                asyncio.run(drop_redis_keys(redis_url, redis_prefix))
         if db_created:
             try:
                 asyncio.run(drop_database(admin_url, db_name))
@@ -1470,6 +1555,8 @@ def summarize(out: Callable[[str], None], **k: Any) -> dict[str, Any]:
     args, plan = k["args"], k["plan"]
     results: list[Result] = k["results"]
     f10, b10, o10 = best(k["full_10"]), best(k["bare_10"]), best(k["off_10"])
+    p10 = best(k["persisted_10"])
+    plain10 = best(k["plain_10"]) if k["plain_10"] else None
     dec: dict[str, Any] = k["decisions"]
     fmany = best(k["full_many"])
     bmany: Result = k["bare_many"]
@@ -1500,6 +1587,8 @@ def summarize(out: Callable[[str], None], **k: Any) -> dict[str, Any]:
     )
     for name, r in (
         ("full_stack", f10),
+        ("persisted (APQ hash)", p10),
+        *((("plain path (fast paths off)", plain10),) if plain10 else ()),
         ("policy_off", o10),
         ("bare", b10),
         ("full_stack", fmany),
@@ -1571,8 +1660,46 @@ def summarize(out: Callable[[str], None], **k: Any) -> dict[str, Any]:
     if errors:
         out(f"WARNING: {errors} failed responses during measured runs (non-200 or GraphQL errors)")
     out(f"total time {k['elapsed']:.0f} s")
+    out("")
+    out("targets (issue #13; ratios measured in this run)")
+    targets = [
+        (
+            "full stack / bare, req/s (any client)",
+            ratio(f10.rps, b10.rps),
+            ">= 0.4",
+            ratio(f10.rps, b10.rps) >= 0.4,
+        ),
+        (
+            "persisted operation / bare, req/s",
+            ratio(p10.rps, b10.rps),
+            ">= 0.6",
+            ratio(p10.rps, b10.rps) >= 0.6,
+        ),
+        (
+            "server CPU per request, full stack (ms)",
+            f10.server_cpu_ms,
+            f"<= 0.6 (bare here: {b10.server_cpu_ms:.3f})",
+            f10.server_cpu_ms <= 0.6,
+        ),
+        ("server CPU per request, persisted (ms)", p10.server_cpu_ms, "", None),
+        (
+            "server CPU, full stack / bare",
+            ratio(f10.server_cpu_ms, b10.server_cpu_ms),
+            "<= 2.5 (0.6/0.24)",
+            None,
+        ),
+    ]
+    if plain10:
+        targets.append(
+            ("plain path (fast paths off) / bare, req/s", ratio(plain10.rps, b10.rps), "was 0.11", None)
+        )
+    for name, value, target, met in targets:
+        verdict = "" if met is None else ("met" if met else "NOT met")
+        out(f"  {name:<44} {value:>9.3f}   target {target:<26} {verdict}")
     ratios = {
         "full_stack/bare": ratio(f10.rps, b10.rps),
+        "persisted/bare": ratio(p10.rps, b10.rps),
+        "persisted/bare server_cpu_per_request": ratio(p10.server_cpu_ms, b10.server_cpu_ms),
         "full_stack/bare p50_latency": ratio(f10.p50_ms, b10.p50_ms),
         "full_stack/bare p99_latency": ratio(f10.p99_ms, b10.p99_ms),
         "full_stack/bare server_cpu_per_request": ratio(f10.server_cpu_ms, b10.server_cpu_ms),
@@ -1620,6 +1747,8 @@ def summarize(out: Callable[[str], None], **k: Any) -> dict[str, Any]:
         "runs": [asdict(r) for r in results],
         "best": {
             "full_stack": asdict(f10),
+            "persisted": asdict(p10),
+            **({"plain_path": asdict(plain10)} if plain10 else {}),
             "policy_off": asdict(o10),
             "ops_off": asdict(oo10),
             "bare": asdict(b10),
@@ -1663,6 +1792,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--load", choices=("auto", "wrk", "python"), default="auto")
     parser.add_argument("--mode", choices=("prod", "dev"), default="prod", help="UDS_MODE of the full stack")
     parser.add_argument("--no-spread", action="store_true", help="skip the run spread over all tenants")
+    parser.add_argument(
+        "--plain",
+        action="store_true",
+        help="also measure a server with the fast paths off (UDS_FAST_PATHS=off)",
+    )
     parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
     parser.add_argument(
         "--profile",

@@ -166,6 +166,10 @@ async def client_main(config: dict[str, Any]) -> dict[str, Any]:
             await redis.aclose()
 
     one = ws_one if mode == "ws" else redis_one
+    # Started and imported: wait for the driver's "go", so the set-up time it measures is
+    # the subscriptions' and not this interpreter's start.
+    print("started", flush=True)
+    await asyncio.to_thread(sys.stdin.readline)
     tasks = []
     for i in range(n):  # connect in waves, as clients arriving
         tasks.append(asyncio.create_task(one(i)))
@@ -203,24 +207,31 @@ class Clients:
                 self.procs.append(
                     subprocess.Popen(
                         [sys.executable, __file__, "--client", json.dumps(config)],
+                        stdin=subprocess.PIPE,
                         stdout=subprocess.PIPE,
                         stderr=stderr,
                         preexec_fn=raise_fd_limit,
                     )
                 )
 
-    def wait_ready(self, timeout: float = 120) -> None:
+    def wait_line(self, word: bytes, timeout: float = 120) -> None:
         deadline = time.monotonic() + timeout
         for proc in self.procs:
             assert proc.stdout is not None
             while True:
                 line = proc.stdout.readline()
-                if line.strip() == b"ready":
+                if line.strip() == word:
                     break
                 if not line and proc.poll() is not None:
                     raise RuntimeError(f"a client process failed (exit {proc.returncode}):\n{self.tail()}")
                 if time.monotonic() > deadline:
-                    raise RuntimeError("clients did not get ready in time")
+                    raise RuntimeError(f"clients did not say {word!r} in time")
+
+    def go(self) -> None:
+        for proc in self.procs:
+            assert proc.stdin is not None
+            proc.stdin.write(b"go\n")
+            proc.stdin.flush()
 
     def results(self, timeout: float = 120) -> tuple[list[float], list[list[int]]]:
         latencies: list[float] = []
@@ -406,8 +417,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             channel = f"{prefix}raw:{job_id}"
             group = Clients(procs, subscribers, client_config(mode, job_id, channel), work)
             clients.append(group)
+            await asyncio.to_thread(group.wait_line, b"started")
             setup = time.monotonic()
-            await asyncio.to_thread(group.wait_ready)
+            group.go()
+            await asyncio.to_thread(group.wait_line, b"ready")
             setup = time.monotonic() - setup
             rss_open = api_proc.memory_info().rss
             peak = rss_open
@@ -540,8 +553,24 @@ def report(results: dict[str, Any]) -> None:
         f"  ratio UDS / Redis: p50 {ws['p50_ms'] / rd['p50_ms']:.1f}x, p99 {ws['p99_ms'] / rd['p99_ms']:.1f}x"
     )
     opened, peak = fan["ws"]["api_rss_open_mb"], fan["ws"]["api_rss_peak_mb"]
-    print(f"  API process RSS: idle {fan['api_rss_idle_mb']:.0f} MB, with {fan['ws']['subscribers']} "
+    n = fan["ws"]["subscribers"]
+    print(f"  API process RSS: idle {fan['api_rss_idle_mb']:.0f} MB, with {n} "
           f"subscriptions open {opened:.0f} MB, peak {peak:.0f} MB")  # fmt: skip
+    per_kb = (opened - fan["api_rss_idle_mb"]) * 1024 / n if n else float("nan")
+    print(f"  memory per open subscription: {per_kb:.0f} KB (RSS with them open minus idle, / {n})")
+    print(f"  set-up of {n} subscriptions: UDS {fan['ws']['setup_seconds']:.2f} s, "
+          f"raw Redis {fan['redis']['setup_seconds']:.2f} s (from the clients' go to every first event)")
+    print()
+    print("targets (issue #13; measured in this run)")
+    p99 = ws["p99_ms"] / rd["p99_ms"]
+    setup = fan["ws"]["setup_seconds"]
+    rows = [
+        (f"{n} subscribers, publish -> receipt p99, UDS / Redis", p99, "<= 2.0", p99 <= 2.0),
+        (f"set-up of {n} subscriptions (s)", setup, "<= 2", setup <= 2),
+        (f"API RSS with {n} subscriptions (MB)", opened, "<= 200", opened <= 200),
+    ]
+    for name, value, target, met in rows:
+        print(f"  {name:<52} {value:>8.2f}   target {target:<8} {'met' if met else 'NOT met'}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -589,10 +589,13 @@ def _run_uvicorn(settings: Settings, host: str, port: int, *, workers: int = 1) 
             http="httptools",
             log_level="info",
             log_config=None,  # keep the handler of uds.observability.logging
+            ws_per_message_deflate=False,
         )
         return
     collect_less_often()  # this process is a server: see uds.runtime
     setup_tracing(settings, service_name="uds-api")
+    # No per-message deflate: job events are small, and a thousand subscribers of one job
+    # would have the same message compressed a thousand times.
     uvicorn.run(
         create_app(settings),
         host=host,
@@ -601,6 +604,7 @@ def _run_uvicorn(settings: Settings, host: str, port: int, *, workers: int = 1) 
         http="httptools",
         log_level="info",
         log_config=None,  # keep the handler of uds.observability.logging
+        ws_per_message_deflate=False,
     )
 
 

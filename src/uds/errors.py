@@ -88,6 +88,31 @@ class QueryTooComplex(UdsError):
     http_status = 400
 
 
+class PersistedQueryNotFound(UdsError):
+    """A persisted-query hash this server does not know: send it again with the document.
+
+    Apollo's automatic persisted queries protocol: the client retries with the query.
+    HTTP 200, as clients read the error from the body.
+    """
+
+    code = "PERSISTED_QUERY_NOT_FOUND"
+    http_status = 200
+
+
+class PersistedQueryNotSupported(UdsError):
+    """Persisted queries are switched off (UDS_PERSISTED_QUERIES=off)."""
+
+    code = "PERSISTED_QUERY_NOT_SUPPORTED"
+    http_status = 400
+
+
+class PersistedQueryNotInList(UdsError):
+    """Safelist mode: the document is not one of the registered operations."""
+
+    code = "PERSISTED_QUERY_NOT_IN_LIST"
+    http_status = 400
+
+
 class PolicyUnavailable(UdsError):
     """The policy engine failed or timed out; the request is denied (fail closed)."""
 

@@ -14,6 +14,7 @@ from uds.datasources.credentials import CredentialCipher, load_cipher
 from uds.db import make_engine, make_read_engine
 from uds.jobs.hub import EventHub
 from uds.jobs.queue import JobQueue
+from uds.jobs.replay import EventReads
 from uds.observability.relay import EventRelay
 from uds.policies import PolicyEngine, open_engine
 from uds.ratelimit import RateLimiter
@@ -35,6 +36,8 @@ class Services:
     # Jobs (uds.jobs): arq enqueue and tenant slots; job events published and fanned out.
     queue: JobQueue = field(init=False)
     events: EventHub = field(init=False)
+    # Replays of stored job events, one query for the subscribers asking at the same time.
+    event_reads: EventReads = field(init=False)
     # Data source passwords at rest (uds.datasources.credentials); from UDS_SECRET_KEYS.
     credentials: CredentialCipher = field(init=False)
     # Rate limits (uds.ratelimit): its own Redis client, with short timeouts, failing open.
@@ -67,6 +70,7 @@ class Services:
         services.read_engine = make_read_engine(settings)
         services.queue = JobQueue(settings)
         services.events = EventHub(redis)
+        services.event_reads = EventReads(services.read_engine)
         services.credentials = credentials
         services.limiter = RateLimiter(
             settings.redis_url,

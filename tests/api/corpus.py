@@ -25,6 +25,16 @@ from sqlalchemy import text
 
 from conftest import Server, make_tenant
 from uds.datasources.service import secret_context
+from uds.db import transaction
+from uds.discovery import service as discovery
+from uds.discovery.snapshot import (
+    CatalogSnapshot,
+    ColumnQuality,
+    ColumnSnapshot,
+    Figure,
+    Quality,
+    TableSnapshot,
+)
 from uds.tenants.slugs import tenant_schema
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -163,6 +173,8 @@ async def seed(server: Server) -> Seeded:
                     },
                 )
         odd_schema = tenant_schema(odd)
+    await _store_catalog(server, rich, uuid.UUID(seeded.source_ids[3]))
+    async with engine.begin() as conn:
         # Values the normal path reports as field errors (a NULL in a non-null field), or
         # writes in ways PostgreSQL does not (floats from 2^53 on, lists that are not lists).
         for i, (count, schemas, warnings) in enumerate(
@@ -199,6 +211,49 @@ async def seed(server: Server) -> Seeded:
                 {"id": uuid.UUID(int=3000 + i), "source": source_id, "read": count, "w": warnings},
             )
     return seeded
+
+
+async def _store_catalog(server: Server, slug: str, source_id: uuid.UUID) -> None:
+    """A discovery run of awkward tables and columns, stored as discovery stores one."""
+    tables = [
+        TableSnapshot(
+            schema="public",
+            name="orders",
+            kind="table",
+            row_estimate=Figure(1234.0, "stats"),
+            size_bytes=8192,
+            primary_key=["id"],
+            profile_method="sample",
+            quality=Quality(0.875, ["few nulls", "unicode é"]),
+            columns=[
+                ColumnSnapshot("id", 1, "integer", "numeric", False, semantic_type="identifier"),
+                ColumnSnapshot(
+                    "email",
+                    2,
+                    "text",
+                    "text",
+                    True,
+                    semantic_type="email",
+                    pii=True,
+                    quality=ColumnQuality(1.0, 0.5, None, notes=["checked"]),
+                ),
+                ColumnSnapshot("total", 3, "numeric(10,2)", "numeric", True, default="0", comment='say "hi"'),
+            ],
+        ),
+        TableSnapshot(
+            schema="odd schema",
+            name='T"able',
+            kind="view",
+            primary_key=[],
+            columns=[ColumnSnapshot("x", 1, "jsonb", "json", True, quality=ColumnQuality(None, None, 1e-7))],
+        ),
+        TableSnapshot(schema="public", name="empty", kind="table", row_estimate=Figure(2**60, "estimate")),
+    ]
+    snapshot = CatalogSnapshot(database="db", server_version="16", tables=tables)
+    async with transaction(server.services.engine, slug) as tx:
+        await discovery.store_run(
+            await tx.tenant(), data_source_id=source_id, snapshot=snapshot, created_by="ad@x", row_budget=1000
+        )
 
 
 # --------------------------------------------------------------------------------------
@@ -379,6 +434,43 @@ def variants() -> list[tuple[str, dict[str, Any]]]:
             {},
         ),
         ("{ tenant { slug } dataSources(first: 2) { nodes { name lastDiscoveryRun { __typename } } } }", {}),
+    ]
+    return out
+
+
+CATALOG_TABLE = "schema name kind rowEstimate sizeBytes primaryKey profileMethod"
+CATALOG_COLUMN = "name position dataType nullable semanticType pii"
+
+
+def catalog_variants(seeded: Seeded) -> list[tuple[str, dict[str, Any]]]:
+    """The catalog's tables and columns: plain (JSON from PostgreSQL) and not (the normal path)."""
+    with_run = {"id": seeded.source_ids[3]}
+    no_run = {"id": seeded.source_ids[0]}
+    head = "query($id: ID!) { catalog(dataSourceId: $id) {"
+    out = [
+        (
+            f"{head} run {{ id status }} tables {{ {CATALOG_TABLE} columns {{ {CATALOG_COLUMN} }} }} }} }}",
+            with_run,
+        ),
+        (
+            f"{head} tables {{ name quality {{ score reasons }} columns {{ name quality {{ completeness uniqueness"
+            " validity }} }} }} }} }",
+            with_run,
+        ),
+        (
+            f"{head} t: tables {{ __typename n: name c: columns {{ __typename n: name p: pii }} }} }} }}",
+            with_run,
+        ),
+        (
+            f"{head} tables {{ ...T }} }} }} fragment T on CatalogTable {{ name columns {{ ...C }} }}"
+            " fragment C on CatalogColumn { name dataType }",
+            with_run,
+        ),
+        (f"{head} tables {{ name columns {{ name profile {{ method }} }} }} }} }}", with_run),  # normal path
+        (f"{head} tables {{ name }} relationships {{ fromTable }} }} }}", with_run),  # normal path
+        (f"{head} a: tables {{ name }} b: tables {{ kind }} }} }}", with_run),  # normal path
+        (f"{head} tables {{ name }} }} }}", no_run),  # no run yet: null
+        (f"{head} tables {{ name }} }} }}", {"id": str(uuid.UUID(int=424242))}),  # not found
     ]
     return out
 

@@ -21,7 +21,7 @@ import pytest
 
 from api import corpus
 from conftest import Server, start_server
-from uds.api import compiler
+from uds.api import compiler, plans
 from uds.api.schema import build_schema
 from uds.settings import Settings
 
@@ -94,13 +94,21 @@ async def test_every_query_of_the_tests_and_docs(
 
 async def test_generated_variants(server: Server, reference: Server, seeded: corpus.Seeded) -> None:
     before = dict(compiler.STATS)
+    planned = dict(plans.STATS)
     for document, variables in corpus.variants():
         for subject, tenant in corpus.principals(seeded):
             await _same(server, reference, {"query": document, "variables": variables}, subject, tenant)
+    catalogs = compiler.STATS["json_lists"]
+    for document, variables in corpus.catalog_variants(seeded):
+        for subject in (seeded.admin, seeded.viewer):
+            await _same(server, reference, {"query": document, "variables": variables}, subject, seeded.rich)
+    assert compiler.STATS["json_lists"] - catalogs >= 8, "catalog tables and columns were written in PostgreSQL"
     used = compiler.STATS["json_lists"] - before["json_lists"]
     fell_back = compiler.STATS["json_fallbacks"] - before["json_fallbacks"]
     assert used > 100, "the fast server wrote most of these lists in PostgreSQL"
-    assert fell_back > 0, "and fell back where the normal path reports an error (NaN, bad list)"
+    assert fell_back > 0, "and fell back where the normal path reports an error (a NULL item, a bad list)"
+    assert plans.STATS["plans_run"] - planned["plans_run"] > 100, "the second requests took the plans"
+    assert plans.STATS["plan_fallbacks"] > planned["plan_fallbacks"], "denials and errors fell back"
 
 
 async def test_paging_through_every_list(server: Server, reference: Server, seeded: corpus.Seeded) -> None:

@@ -1,8 +1,8 @@
 """Schema-driven fuzzing: schemathesis (GraphQL mode) against a live server, every root field.
 
 Every Query and Mutation field gets generated documents (arguments from the schema, random
-strings, NUL characters included) sent as a tenant VIEWER, a tenant ADMIN and a platform
-admin. Answers like FORBIDDEN, NOT_FOUND, BAD_USER_INPUT or a union's error member are the
+strings, NUL characters included), each sent as one of a tenant VIEWER, a tenant ADMIN and
+a platform admin (drawn by Hypothesis with the document). Answers like FORBIDDEN, NOT_FOUND, BAD_USER_INPUT or a union's error member are the
 API doing its job; the test fails on any 5xx, any INTERNAL error, an error without a
 code, or a body that is not JSON. Examples per operation are bounded (EXAMPLES) so the run
 takes seconds; set UDS_FUZZ_EXAMPLES to fuzz longer by hand.
@@ -32,7 +32,7 @@ from uds.db import make_engine
 from uds.runtime import migrate_core
 from uds.settings import Settings
 
-EXAMPLES = int(os.environ.get("UDS_FUZZ_EXAMPLES", "12"))
+EXAMPLES = int(os.environ.get("UDS_FUZZ_EXAMPLES", "10"))
 ALLOWED = {"UNAUTHENTICATED", "FORBIDDEN", "TENANT_REQUIRED", "NOT_FOUND", "BAD_USER_INPUT", "RATE_LIMITED",
            "QUERY_TOO_COMPLEX", "CONFLICT"}
 
@@ -85,7 +85,7 @@ def fuzz(url: str, identities: dict[str, dict[str, str]]) -> tuple[int, list[dic
     assert len(operations) >= 15, [op.label for op in operations]
     for operation in operations:
 
-        @given(case=operation.as_strategy(), label=st.just(operation.label))
+        @given(case=operation.as_strategy(), label=st.just(operation.label), who=st.sampled_from(sorted(identities)))
         @settings(
             max_examples=EXAMPLES,
             deadline=None,
@@ -93,15 +93,14 @@ def fuzz(url: str, identities: dict[str, dict[str, str]]) -> tuple[int, list[dic
             phases=[Phase.explicit, Phase.generate],
             suppress_health_check=list(HealthCheck),
         )
-        def run(case: Any, label: str) -> None:
+        def run(case: Any, label: str, who: str) -> None:
             nonlocal sent
-            for who, headers in identities.items():
-                response = case.call(session=session, headers=headers, timeout=30)
-                sent += 1
-                problem = judge(response)
-                if problem:
-                    failures.append({"operation": label, "as": who, "problem": problem,
-                                     "body": case.body, "status": response.status_code, "answer": response.text[:500]})
+            response = case.call(session=session, headers=identities[who], timeout=30)
+            sent += 1
+            problem = judge(response)
+            if problem:
+                failures.append({"operation": label, "as": who, "problem": problem,
+                                 "body": case.body, "status": response.status_code, "answer": response.text[:500]})
 
         run()
     return sent, failures
@@ -130,6 +129,6 @@ async def test_fuzzing_every_operation_finds_no_internal_error(fuzz_server: Serv
         "platform-admin": {"authorization": f"Bearer {server.token('root@fuzz', admin=True)}"},
     }
     sent, failures = await asyncio.to_thread(fuzz, f"{server.url}/graphql", identities)
-    assert sent >= 3 * EXAMPLES * 15 // 2, sent  # it really ran (some operations have few distinct examples)
+    assert sent >= EXAMPLES * 15 // 2, sent  # it really ran (some operations have few distinct examples)
     assert failures == [], "\n".join(f"{f['operation']} as {f['as']}: {f['problem']}\n  {f['body']}\n  {f['answer']}"
                                      for f in failures[:20])

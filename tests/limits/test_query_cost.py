@@ -30,21 +30,27 @@ async def costly(migrated: Settings) -> AsyncIterator[Server]:
 
 @contextmanager
 def statements(server: Server) -> Iterator[list[str]]:
-    """Every SQL statement the server's engine sends while the block runs."""
+    """What the server's engines do while the block runs: every statement SQLAlchemy sends,
+    and every connection checked out of either pool (the read path also sends statements on
+    the driver connection directly, which no statement event sees, but it needs a connection)."""
     seen: list[str] = []
 
     def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         seen.append(statement)
 
-    # Queries read on the read-only engine (uds.db.make_read_engine), mutations on the other.
-    engines = [e.sync_engine for e in (server.services.engine, server.services.read_engine) if e is not None]
-    for engine in engines:
-        event.listen(engine, "before_cursor_execute", record)
+    def checkout(*args: Any) -> None:
+        seen.append("<connection checked out>")
+
+    engines = {id(e): e for e in (server.services.engine, getattr(server.services, "read_engine", None)) if e}
+    for engine in engines.values():
+        event.listen(engine.sync_engine, "before_cursor_execute", record)
+        event.listen(engine.sync_engine.pool, "checkout", checkout)
     try:
         yield seen
     finally:
-        for engine in engines:
-            event.remove(engine, "before_cursor_execute", record)
+        for engine in engines.values():
+            event.remove(engine.sync_engine, "before_cursor_execute", record)
+            event.remove(engine.sync_engine.pool, "checkout", checkout)
 
 
 def analyzer(**settings: Any) -> CostAnalyzer:
@@ -66,7 +72,7 @@ async def test_nested_lists_over_the_limit_are_refused_before_any_sql(costly: Se
     # admin 1 + tenants 1 + 100 edges x (1 + node (1 + 20 members x 1)) = 2202
     assert error["extensions"] == {"code": "QUERY_TOO_COMPLEX", "cost": 2202, "limit": LIMIT}
     assert "2202" in error["message"] and str(LIMIT) in error["message"]
-    assert seen == []  # refused before execution: not one statement
+    assert seen == []  # refused before execution: not one statement, not even a connection
 
 
 async def test_the_same_shape_with_a_small_page_runs(costly: Server) -> None:

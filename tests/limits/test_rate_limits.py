@@ -231,3 +231,35 @@ async def test_redis_stopped_requests_are_still_served(
     assert limited.services.limiter.redis_errors >= 1
     assert REDIS_ERRORS.labels("rate_limiter")._value.get() > errors  # the metric counts it
     assert any("Redis unavailable" in r.getMessage() for r in caplog.records)
+
+
+# --- the fast lane (operation plans, persisted queries) -----------------------------------------
+
+
+async def test_the_fast_lane_is_limited_like_the_normal_path(limited: Server) -> None:
+    from uds.api.plans import STATS
+
+    slug = await tenant_with(
+        limited, {"ana@acme": "ADMIN"}, requestsPerSecond=1, requestBurst=20,
+        memberRequestsPerSecond=100_000, memberRequestBurst=100_000,
+    )
+    token = limited.token("ana@acme")
+    query = "query($n: Int) { auditLog(first: $n) { nodes { action } } }"
+
+    async def send(n: int) -> httpx.Response:
+        return await limited.http.post(
+            f"{limited.url}/graphql", json={"query": query, "variables": {"n": n}},
+            headers={"authorization": f"Bearer {token}", "x-tenant-id": slug},
+        )
+
+    first = await send(5)  # the normal path runs it, and the lane learns its plan
+    assert first.status_code == 200, first.text
+    before = STATS["plans_run"]
+    answers = [await send(5) for _ in range(25)]
+    assert STATS["plans_run"] > before, "the plan ran (else this test proves nothing about the lane)"
+    statuses = [r.status_code for r in answers]
+    assert 429 in statuses and statuses.count(200) <= 20  # the burst held on the lane too
+    served = [r for r in answers if r.status_code == 200]
+    assert all("ratelimit-remaining" in r.headers for r in served)
+    refused = next(r for r in answers if r.status_code == 429)
+    assert refused.json()["errors"][0]["extensions"]["code"] == "RATE_LIMITED" and "retry-after" in refused.headers

@@ -17,10 +17,11 @@ lane, say) must call `Gate.admit` itself with the same arguments before it execu
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 from graphql import DocumentNode, GraphQLSchema
+from starlette.requests import Request
 from starlette.responses import Response
 from strawberry.extensions import SchemaExtension
 
@@ -37,6 +38,8 @@ if TYPE_CHECKING:
 
 # A WebSocket connection weighs this much in the caller's buckets when it opens.
 CONNECT_WEIGHT = 5
+# ASGI scope key of an HTTP request's rate-limit verdict (set once it has been charged).
+CHARGED = "uds.rate_verdict"
 
 
 class Gate:
@@ -63,11 +66,14 @@ class Gate:
         key: str | None,
         operation_name: str | None,
         variables: Mapping[str, Any] | None,
+        scope: MutableMapping[str, Any] | None = None,
     ) -> Plan:
         """Raise BadUserInput, QueryTooComplex or RateLimited, or return the operation's plan.
 
         `key` identifies the document for the cost cache (its text, or a persisted query's
-        hash); None computes the cost without caching it.
+        hash); None computes the cost without caching it. `scope` is the HTTP request's ASGI
+        scope: a request handed from one path to another (the fast lane falling back to
+        strawberry's view) is charged once, and keeps its verdict.
         """
         check_variables(variables)
         analyzer = self.analyzer(schema)
@@ -81,10 +87,12 @@ class Gate:
             )
         if hasattr(ctx, "operation"):
             ctx.operation = plan.operation
-        await self.charge(ctx, plan.weight)
+        await self.charge(ctx, plan.weight, scope=scope)
         return plan
 
-    async def charge(self, ctx: Context, weight: int) -> None:
+    async def charge(
+        self, ctx: Context, weight: int, *, scope: MutableMapping[str, Any] | None = None
+    ) -> None:
         """Charge `weight` request units to the caller's buckets, or raise RateLimited."""
         services = getattr(ctx, "services", None)
         if services is None:
@@ -92,7 +100,11 @@ class Gate:
         limiter: RateLimiter = services.limiter
         if not limiter.enabled:
             return
-        verdict = await limiter.hit(self.buckets(ctx), weight)
+        verdict = scope.get(CHARGED) if scope is not None else None
+        if verdict is None:
+            verdict = await limiter.hit(self.buckets(ctx), weight)
+            if scope is not None and verdict is not None:
+                scope[CHARGED] = verdict
         if verdict is None:
             return  # Redis unavailable: served (fail open), counted by the limiter
         response = ctx.response
@@ -123,7 +135,8 @@ class Gate:
         rate, burst = self.settings.platform_requests_per_second, self.settings.platform_request_burst
         if principal is not None:
             return [Bucket(limiter.key("p", subject_key(principal.subject)), rate, burst)]
-        client = ctx.request.client
+        request = ctx.request
+        client = request.client if request is not None else None
         return [Bucket(limiter.key("a", client.host if client else "-"), rate, burst)]
 
     def limits(self, tenant: TenantRecord) -> dict[str, int]:
@@ -155,6 +168,7 @@ class AdmissionExtension(SchemaExtension):
     async def on_execute(self) -> AsyncIterator[None]:  # type: ignore[override]
         ec = self.execution_context
         assert ec.graphql_document is not None
+        request = getattr(ec.context, "request", None)
         await self.gate.admit(
             ec.context,
             schema=ec.schema._schema,
@@ -162,5 +176,6 @@ class AdmissionExtension(SchemaExtension):
             key=ec.query,
             operation_name=ec.operation_name,
             variables=ec.variables,
+            scope=request.scope if isinstance(request, Request) else None,
         )
         yield

@@ -12,11 +12,13 @@ from typing import Any
 import strawberry
 from strawberry.types import Info
 
+from uds.api.compiler import JsonRows, read_rows, subselection
 from uds.api.context import Context
 from uds.api.pagination import Connection, connection, decode_time_id_cursor, page_size, time_id_key
-from uds.api.rowsource import RowSource, row_source
+from uds.api.rowsource import Relation, RowSource, row_source
 from uds.datasources import service as sources
 from uds.discovery import drift, service
+from uds.discovery import models as stored
 from uds.discovery import snapshot as snap
 from uds.discovery.models import DiscoveryRun as RunRow
 
@@ -350,6 +352,66 @@ def _table(t: snap.TableSnapshot, relationships: list[Relationship]) -> CatalogT
     )
 
 
+# A catalog's tables and their columns, as `to_catalog` reads them from the stored run,
+# written as JSON by PostgreSQL when the selection is plain columns (uds.api.compiler).
+COLUMN_SOURCE = row_source(
+    RowSource(
+        CatalogColumn,
+        stored.CatalogColumn.__table__,
+        columns={"name": "column_name"},
+        documents={"quality": ("detail", "quality")},
+    )
+)
+TABLE_SOURCE = row_source(
+    RowSource(
+        CatalogTable,
+        stored.CatalogTable.__table__,
+        columns={"schema": "schema_name", "name": "table_name"},
+        documents={"quality": ("detail", "quality")},
+        relations={
+            "columns": Relation(
+                COLUMN_SOURCE,
+                match=(("run_id", "run_id"), ("schema_name", "schema_name"), ("table_name", "table_name")),
+                order=(("position", False),),
+                many=True,
+            )
+        },
+    )
+)
+CATALOG_TABLES = JsonRows(
+    TABLE_SOURCE, order=(("schema_name", False), ("table_name", False)), filters=("run_id",)
+)
+_NORMAL = object()
+
+
+async def _catalog_as_json(info: Info[Context, None], session: Any, source_id: Any) -> Any:
+    """The catalog with its tables written by PostgreSQL, or _NORMAL for the normal path.
+
+    Only when the selection's `tables` (under one name) is plain columns and the catalog's
+    relationships are not asked for: those are rebuilt from the run's snapshot.
+    """
+    ctx = info.context
+    executor = ctx.executor
+    if executor is None or not ctx.tx.reading:
+        return _NORMAL
+    raw = info._raw_info
+    selected = subselection(executor, raw.return_type, raw.field_nodes)
+    names = [fields[0].node.name.value for fields in selected.values()]
+    if "relationships" in names or names.count("tables") > 1:
+        return _NORMAL
+    run = await service.latest_successful_run(session, data_source_id=source_id)
+    if run is None:
+        return None
+    tables: Any = []
+    for fields in selected.values():
+        if fields[0].node.name.value == "tables":
+            definition = executor.schema.get_type("Catalog").fields["tables"]
+            tables = await read_rows(ctx, CATALOG_TABLES, definition.type, fields, run.id)
+            if tables is None:
+                return _NORMAL
+    return Catalog(run=DiscoveryRun.from_row(run), tables=tables, relationships=[])
+
+
 def to_catalog(found: service.Catalog) -> Catalog:
     relationships = [_relationship(r) for r in found.snapshot.relationships]
     return Catalog(
@@ -364,8 +426,14 @@ async def catalog(info: Info[Context, None], data_source_id: strawberry.ID) -> C
     ctx = info.context
     await ctx.authorize("catalog.read", {"id": str(data_source_id)})
     session = await ctx.tx.tenant()
-    source = await sources.get_source(session, source_id=sources.parse_id(data_source_id))
-    found = await service.latest_catalog(session, data_source_id=source.id)
+    # The run, its tables, columns and relationships are read in several statements that
+    # must agree (a data source deleted in between must not leave half a catalog).
+    async with ctx.tx.snapshot():
+        source = await sources.get_source(session, source_id=sources.parse_id(data_source_id))
+        fast = await _catalog_as_json(info, session, source.id)
+        if fast is not _NORMAL:
+            return fast  # type: ignore[no-any-return]
+        found = await service.latest_catalog(session, data_source_id=source.id)
     return to_catalog(found) if found is not None else None
 
 
@@ -399,9 +467,10 @@ async def catalog_diff(
     ctx = info.context
     await ctx.authorize("catalog.read", {"id": f"{from_run_id}..{to_run_id}"})
     session = await ctx.tx.tenant()
-    before = await service.get_run(session, run_id=sources.parse_id(from_run_id, "discovery run"))
-    after = await service.get_run(session, run_id=sources.parse_id(to_run_id, "discovery run"))
-    changes = await service.diff_runs(session, from_run_id=before.id, to_run_id=after.id)
+    async with ctx.tx.snapshot():  # two runs and their catalogs, read as of one moment
+        before = await service.get_run(session, run_id=sources.parse_id(from_run_id, "discovery run"))
+        after = await service.get_run(session, run_id=sources.parse_id(to_run_id, "discovery run"))
+        changes = await service.diff_runs(session, from_run_id=before.id, to_run_id=after.id)
     return CatalogDiff(
         from_run=DiscoveryRun.from_row(before),
         to_run=DiscoveryRun.from_row(after),

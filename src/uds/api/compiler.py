@@ -256,12 +256,12 @@ def compile_object(
         what = f"{type_.name}.{name}"
         relation = source.relations.get(python_name)
         if relation is not None:
-            if is_list or not isinstance(named, GraphQLObjectType):
-                raise NotCompilable(f"{what}: relation to a list")
+            if is_list != relation.many or not isinstance(named, GraphQLObjectType):
+                raise NotCompilable(f"{what}: relation and field differ in kind")
             if relation.source.type is not _origin(named):
                 raise NotCompilable(f"{what}: relation to another type")
             derived_name = walk.names(f"rel{level}")
-            nested = _nested(walk, relation, named, sub, level + 1, base)
+            nested = (_nested_list if relation.many else _nested)(walk, relation, named, sub, level + 1, base)
             derived.append((derived_name, nested))
             columns.update(outer for _inner, outer in relation.match)
             value = f"{row}.{js.quote_ident(derived_name)}"
@@ -271,6 +271,19 @@ def compile_object(
                 parts.append((key, value))
             else:
                 parts.append((key, f"coalesce({value}, 'null')"))
+            continue
+        document = source.documents.get(python_name)
+        if document is not None:
+            if is_list or not isinstance(named, GraphQLObjectType):
+                raise NotCompilable(f"{what}: a document that is not one object")
+            column_key, json_key = document
+            if source.table.c.get(column_key) is None:
+                raise NotCompilable(f"{what}: no column {column_key}")
+            columns.add(column_key)
+            value = f"({row}.{js.quote_ident(column_key)} -> {js.literal(json_key)})"
+            json, more = _document(walk, named, sub, value, non_null=non_null, what=what)
+            parts.append((key, json))
+            checks.extend(more)
             continue
         column = source.column_of(python_name)
         if column is None:
@@ -326,6 +339,139 @@ def _nested(
     rows = _with_derived(inner, selection, base)
     bad = " or ".join(selection.checks) or "false"
     return f"(select case when {bad} then {BAD} else {selection.json} end from ({rows}) {row})"
+
+
+def _nested_list(
+    walk: _Walk,
+    relation: Relation,
+    type_: GraphQLObjectType,
+    fields: Sequence[FieldDetails],
+    level: int,
+    outer: str,
+) -> str:
+    """A scalar subquery: the JSON array of every related row in order, or 'BAD'."""
+    selection = compile_object(walk, relation.source, type_, fields, level)
+    table = relation.source.table
+    base, row = f"b{level}", f"r{level}"
+    columns = (
+        set(selection.columns) | {inner for inner, _outer in relation.match} | {c for c, _d in relation.order}
+    )
+    where = " and ".join(
+        f"{base}.{js.quote_ident(inner)} = {outer}.{js.quote_ident(outer_col)}"
+        for inner, outer_col in relation.match
+    )
+    inner = (
+        f"select {', '.join(f'{base}.{js.quote_ident(c)}' for c in sorted(columns))}"
+        f" from {{schema}}.{js.quote_ident(table.name)} {base} where {where}"
+    )
+    rows = _with_derived(inner, selection, base)
+    order = ", ".join(f"{row}.{js.quote_ident(col)}{' desc' if desc else ''}" for col, desc in relation.order)
+    bad = " or ".join(selection.checks) or "false"
+    return (
+        f"(select case when coalesce(bool_or({bad}), false) then {BAD}"
+        f" else '[' || coalesce(string_agg({selection.json}, ',' order by {order}), '') || ']' end"
+        f" from ({rows}) {row})"
+    )
+
+
+def _document(
+    walk: _Walk,
+    type_: GraphQLObjectType,
+    fields: Sequence[FieldDetails],
+    value: str,
+    *,
+    non_null: bool,
+    what: str,
+) -> tuple[str, list[str]]:
+    """(JSON, checks) of an object kept as a JSON object in a column (`Cls(**value)`).
+
+    Its fields are the JSON object's keys: numbers, strings, booleans and lists of
+    strings. Anything the dataclass would refuse (an unknown key, a missing one without
+    a default, a value of another JSON type) is a check, and the normal path reports it.
+    """
+    origin = getattr(type_.extensions.get(DEFINITION), "origin", None)
+    known, defaults = _dataclass_fields(origin)
+    parts: list[tuple[str, str]] = []
+    checks = [
+        f"coalesce(jsonb_typeof({value}) not in ('object', 'null'), false)",
+        f"coalesce(jsonb_typeof({value}) = 'object' and exists (select 1 from jsonb_object_keys({value}) k"
+        f" where k not in ({', '.join(js.literal(k) for k in sorted(known))})), false)",
+    ]
+    missing = f"({value} is null or jsonb_typeof({value}) = 'null' or {value} = '{{}}'::jsonb)"
+    for key, sub in walk.subfields(type_, fields).items():
+        _one_selection(sub)
+        name = sub[0].node.name.value
+        if name == "__typename":
+            parts.append((key, js.literal(orjson.dumps(type_.name).decode())))
+            continue
+        definition = type_.fields.get(name)
+        if definition is None:
+            raise NotCompilable(f"{what}.{name}")
+        strawberry_field = _basic(definition)
+        python_name = strawberry_field.python_name
+        named, field_non_null, is_list = _named(definition.type)
+        item = f"({value} -> {js.literal(python_name)})"
+        present = f"({item} is not null and jsonb_typeof({item}) <> 'null')"
+        if python_name not in defaults:  # the dataclass needs it
+            checks.append(f"(not {missing} and {item} is null)")
+        if is_list:
+            if not (isinstance(named, GraphQLScalarType) and named.name == "String"):
+                raise NotCompilable(f"{what}.{name}: list of {named}")
+            elements = f"jsonb_array_elements(case when jsonb_typeof({item}) = 'array' then {item} end)"
+            array = (
+                "(select '[' || coalesce(string_agg(to_json(e.v #>> '{}')::text, ',' order by e.o), '')"
+                f" || ']' from {elements} with ordinality e(v, o))"
+            )
+            checks.append(f"jsonb_typeof({item}) <> 'array'")  # JSON null too: list(None) fails
+            checks.append(f"exists (select 1 from {elements} e(v) where jsonb_typeof(e.v) <> 'string')")
+            json = f"(case when {item} is null then '[]' else {array} end)"
+            if defaults.get(python_name) != "list":
+                checks.append(f"(not {missing} and {item} is null)")
+        elif isinstance(named, GraphQLScalarType) and named.name == "Float":
+            number = f"({value} ->> {js.literal(python_name)})::float8"
+            checks.append(f"{present} and jsonb_typeof({item}) <> 'number'")
+            checks.append(f"{present} and jsonb_typeof({item}) = 'number' and not {js.float8_ok(number)}")
+            json = f"(case when {present} and jsonb_typeof({item}) = 'number' then {js.float8(number)} end)"
+        elif isinstance(named, GraphQLScalarType) and named.name == "String":
+            checks.append(f"{present} and jsonb_typeof({item}) <> 'string'")
+            json = f"(case when {present} then to_json({value} ->> {js.literal(python_name)})::text end)"
+        elif isinstance(named, GraphQLScalarType) and named.name == "Boolean":
+            checks.append(f"{present} and jsonb_typeof({item}) <> 'boolean'")
+            json = f"(case when {present} then ({item})::text end)"
+        else:
+            raise NotCompilable(f"{what}.{name}: {named}")
+        if field_non_null:
+            checks.append(f"(not {missing} and {json} is null)")
+            parts.append((key, json))
+        else:
+            parts.append((key, f"coalesce({json}, 'null')"))
+    obj = _json_object(parts)
+    if non_null:
+        checks.append(missing)
+        json = obj
+    else:
+        json = f"(case when {missing} then 'null' else {obj} end)"
+    return json, [f"coalesce({c}, false)" for c in checks]
+
+
+def _dataclass_fields(origin: Any) -> tuple[set[str], dict[str, str]]:
+    """The fields of the snapshot dataclass a document is rebuilt with, and their defaults."""
+    import dataclasses
+
+    from uds.discovery import snapshot
+
+    target = getattr(snapshot, getattr(origin, "__name__", ""), None)
+    if target is None or not dataclasses.is_dataclass(target):
+        raise NotCompilable(f"no snapshot dataclass for {origin}")
+    found = {}
+    for f in dataclasses.fields(target):
+        if f.default is not dataclasses.MISSING:
+            found[f.name] = "value"
+        elif f.default_factory is list:
+            found[f.name] = "list"
+        elif f.default_factory is not dataclasses.MISSING:
+            found[f.name] = "value"
+    return {f.name for f in dataclasses.fields(target)}, found
 
 
 def _with_derived(inner: str, selection: Selection, base: str) -> str:
@@ -573,6 +719,8 @@ def find_source(type_: Any) -> RowSource | None:
 Params = Callable[[str], Any]
 
 
+# Statements handed out (run at once, or by an operation plan), statements whose values
+# sent the resolver back to the normal path, and selections the compiler did not take.
 STATS: dict[str, int] = {"json_lists": 0, "json_fallbacks": 0, "json_not_compiled": 0}
 
 
@@ -611,9 +759,97 @@ async def read_json(
         args.append(after[int(which)] if kind == "after" and after is not None else given[which])
     from uds.tenants.slugs import tenant_schema
 
-    text = await tx.fetchval(compiled.sql(tenant_schema(tx.tenant_slug)), *args)
+    sql = compiled.sql(tenant_schema(tx.tenant_slug))
+    deferred = getattr(ctx, "deferred", None)
+    if deferred is not None:  # an operation plan runs all root fields' statements as one
+        from uds.api.plans import Deferred
+
+        item = Deferred(sql, args)
+        deferred.append(item)
+        STATS["json_lists"] += 1
+        return item  # type: ignore[return-value]
+    text = await tx.fetchval(sql, *args)
     if text is None:
         STATS["json_fallbacks"] += 1
         return None
     STATS["json_lists"] += 1
     return orjson.Fragment(text)
+
+
+class JsonRows:
+    """A plain list field of a RowSource's objects, filtered by equality: one JSON array."""
+
+    def __init__(
+        self, source: RowSource, *, order: tuple[tuple[str, bool], ...], filters: tuple[str, ...]
+    ) -> None:
+        self.source = source
+        self.order = order
+        self.filters = filters  # columns, in $ order
+        self._cache: dict[Any, tuple[Any, Compiled | None]] = {}
+
+    def compile(self, executor: Any, return_type: Any, fields: Sequence[FieldDetails]) -> Compiled | None:
+        nodes = [f.node for f in fields]
+        key = (tuple(id(n) for n in nodes), directive_values(executor))
+        hit = self._cache.get(key)
+        if hit is not None and all(a is b for a, b in zip(hit[0], nodes, strict=True)):
+            return hit[1]
+        try:
+            compiled: Compiled | None = self._compile(executor, return_type, fields)
+        except NotCompilable:
+            compiled = None
+        if len(self._cache) > 2000:
+            self._cache.clear()
+        self._cache[key] = (tuple(nodes), compiled)
+        return compiled
+
+    def _compile(self, executor: Any, return_type: Any, fields: Sequence[FieldDetails]) -> Compiled:
+        walk = _Walk(executor.schema, executor.fragments, executor.variable_values, executor.operation)
+        named, non_null, is_list = _named(return_type)
+        if not (is_list and non_null) or _origin(named) is not self.source.type:
+            raise NotCompilable("not a non-null list of the source's type")
+        _one_selection(fields)
+        selection = compile_object(walk, self.source, named, fields, 0)
+        columns = set(selection.columns) | {c for c, _d in self.order} | set(self.filters)
+        table = js.quote_ident(self.source.table.name)
+        where = " and ".join(f"b0.{js.quote_ident(c)} = ${i + 1}" for i, c in enumerate(self.filters))
+        select_list = ", ".join(f"b0.{js.quote_ident(c)}" for c in sorted(columns))
+        inner = f"select {select_list} from {{schema}}.{table} b0{' where ' + where if where else ''}"
+        rows = _with_derived(inner, selection, "b0")
+        order = ", ".join(f"r0.{js.quote_ident(c)}{' desc' if d else ''}" for c, d in self.order)
+        items = f"(select string_agg({selection.json}, ',' order by {order}) from rows r0)"
+        body = f"'[' || coalesce({items}, '') || ']'"
+        if selection.checks:
+            bad = " or ".join(selection.checks)
+            body = f"case when exists (select 1 from rows r0 where {bad}) then null else {body} end"
+        return Compiled(f"with rows as ({rows}) select {body}", ())
+
+
+async def read_rows(
+    ctx: Any, spec: JsonRows, return_type: Any, fields: Sequence[FieldDetails], *params: Any
+) -> orjson.Fragment | None:
+    """A list field's value as JSON written by PostgreSQL, or None: take the normal path."""
+    tx = getattr(ctx, "tx", None)
+    executor = getattr(ctx, "executor", None)
+    if tx is None or not tx.reading or executor is None or tx.tenant_slug is None:
+        return None
+    compiled = spec.compile(executor, return_type, fields)
+    if compiled is None:
+        STATS["json_not_compiled"] += 1
+        return None
+    from uds.tenants.slugs import tenant_schema
+
+    text = await tx.fetchval(compiled.sql(tenant_schema(tx.tenant_slug)), *params)
+    if text is None:
+        STATS["json_fallbacks"] += 1
+        return None
+    STATS["json_lists"] += 1
+    return orjson.Fragment(text)
+
+
+def subselection(executor: Any, type_: Any, field_nodes: Sequence[Any]) -> dict[str, list[FieldDetails]]:
+    """The fields selected on an object field's value (collected as graphql-core does)."""
+    named, _nn, _l = _named(type_)
+    if not isinstance(named, GraphQLObjectType):
+        return {}
+    walk = _Walk(executor.schema, executor.fragments, executor.variable_values, executor.operation)
+    return walk.subfields(named, [FieldDetails(node, None, None) for node in field_nodes])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,12 +39,17 @@ class Context:
     connection_params: dict[str, Any] | None = None
     # HTTP: the response strawberry merges headers and status from (rate limit headers).
     response: Response | WebSocket | None = None
+    # Held while a guarded resolver runs (uds.api.guard.Policy): one database user at a time.
+    serial: asyncio.Lock = field(default_factory=asyncio.Lock)
     # "query", "mutation" or "subscription", once the admission gate has seen the operation.
     operation: str | None = None
     # WebSocket: this connection's slot among the member's connections (key, lease id).
     ws_lease: tuple[str, str] | None = None
     # A query's graphql-core executor (uds.api.execution), for the JSON fast path.
     executor: Any = None
+    # Set by an operation plan (uds.api.plans): list fields hand their statements here,
+    # to run as one, instead of running them.
+    deferred: list[Any] | None = None
 
     def require_principal(self) -> Principal:
         if self.principal is None:
@@ -85,7 +91,7 @@ class Context:
                         principal=self.principal,
                         action=action,
                         tenant_role=self.tenant_role,
-                        tenant=TenantFacts.from_record(self.tenant) if self.tenant else None,
+                        tenant=_facts(self.tenant) if self.tenant else None,
                         resource=resource or {},
                     )
                 )
@@ -116,6 +122,23 @@ class Context:
             reasons=decision.reasons,
             target=_target(resource),
         )
+
+
+# TenantFacts per registry record: the record object stays the same until the registry
+# re-reads the tenant, so its facts (effective plan features and limits) are computed
+# once per record, not once per decision. Holding the record keeps its id unique.
+_FACTS: dict[int, tuple[TenantRecord, TenantFacts]] = {}
+
+
+def _facts(record: TenantRecord) -> TenantFacts:
+    hit = _FACTS.get(id(record))
+    if hit is not None and hit[0] is record:
+        return hit[1]
+    facts = TenantFacts.from_record(record)
+    if len(_FACTS) >= 4096:
+        _FACTS.clear()
+    _FACTS[id(record)] = (record, facts)
+    return facts
 
 
 def _target(resource: dict[str, Any] | None) -> str | None:

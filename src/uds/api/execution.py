@@ -28,10 +28,13 @@ from graphql import (
 )
 from graphql.execution import ExecutionResult
 from graphql.execution.collect_fields import collect_fields, collect_subfields
+from graphql.execution.executor import CollectedErrors
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 Fragment = orjson.Fragment
 DEFINITION = "strawberry-definition"
+# Subscription events executed, and deliveries that took an execution shared by another.
+STATS: dict[str, int] = {"event_executions": 0, "shared_results": 0}
 
 
 class SharedEvent:
@@ -68,6 +71,15 @@ class UdsExecutor(StrawberryGraphQLCoreExecutionContext):
             return result
         return super().complete_value(return_type, field_details_list, info, path, result, position_context)
 
+    def build_per_event_executor(self, payload: Any) -> Any:
+        """graphql-core's per-event copy, without `copy.copy`'s generic reduce protocol
+        (it runs for every event of every subscriber)."""
+        executor = object.__new__(type(self))
+        executor.__dict__.update(self.__dict__)
+        executor.root_value = payload
+        executor.collected_errors = CollectedErrors()
+        return executor
+
     def execute_operation(self, serially: bool | None = None) -> Any:
         payload = self.root_value
         if type(payload) is not SharedEvent:
@@ -78,7 +90,9 @@ class UdsExecutor(StrawberryGraphQLCoreExecutionContext):
             return super().execute_operation(serially)
         data = payload.results.get(key)
         if data is not None:
+            STATS["shared_results"] += 1
             return ExecutionResult(data, None)
+        STATS["event_executions"] += 1
         result = super().execute_operation(serially)
         if self.is_awaitable(result):
             return _remember_async(payload, key, result)

@@ -15,6 +15,7 @@ with neither, so a new unguarded field cannot land.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 from typing import Any
 
@@ -35,7 +36,12 @@ class Policy(FieldExtension):
         self.actions = frozenset(actions)
 
     async def resolve_async(self, next_: Any, source: Any, info: Info, **kwargs: Any) -> Any:
-        result = await next_(source, info, **kwargs)
+        # graphql-core resolves sibling fields concurrently (below the root of a mutation
+        # too: `admin { suspendTenant ... resumeTenant ... }`), but a request has one
+        # connection and session, which allow one operation at a time: guarded resolvers
+        # (the ones that touch the database) take turns.
+        async with getattr(info.context, "serial", None) or contextlib.nullcontext():
+            result = await next_(source, info, **kwargs)
         if inspect.isasyncgen(result):
             return result  # subscriptions check when they start; covered by their tests
         asked = info.context.asked

@@ -23,10 +23,10 @@ from strawberry.types import Info
 
 from uds.api.compiler import JsonList, Keyset, read_json
 from uds.api.context import Context
+from uds.api.execution import SharedEvent
 from uds.api.pagination import Connection, connection, decode_time_id_cursor, page_size, time_id_key
 from uds.api.results import Conflict, NotAllowed, NotFound, ValidationError, mutate
 from uds.api.rowsource import RowSource, row_source
-from uds.db import transaction
 from uds.errors import BadUserInput, UdsError, Unauthenticated
 from uds.errors import NotFound as Missing
 from uds.jobs import service
@@ -213,6 +213,10 @@ async def job_events(
 
     A coroutine returning the stream (not an async generator itself), so the membership
     and policy checks run when the subscription starts, before any event is read.
+    Everything here is shared between subscribers where it can be: the tenant and role
+    come from the registry's cache, the decision from the policy cache, the job's
+    existence and the replay from reads that serve every subscriber asking at once
+    (uds.jobs.replay), and the events from one Redis subscription per job (uds.jobs.hub).
     """
     ctx = info.context
     try:
@@ -224,20 +228,40 @@ async def job_events(
         if after_seq is not None and after_seq < 0:
             raise BadUserInput("afterSeq must be 0 or more")
         tenant, jid = ctx.require_tenant().slug, _job_id(job_id)
-        async with transaction(ctx.services.engine, tenant) as tx:
-            if await service.get_job(await tx.tenant(), job_id=jid) is None:
-                raise Missing("no such job")  # e.g. another tenant's: it is in another schema
+        services = ctx.services
+        if await services.event_reads.state(tenant, jid) is None:
+            raise Missing("no such job")  # e.g. another tenant's: it is in another schema
         stream = job_event_stream(
-            engine=ctx.services.engine,
-            hub=ctx.services.events,
-            keys=ctx.services.queue.keys,
+            engine=services.read_engine,
+            hub=services.events,
+            keys=services.queue.keys,
             tenant=tenant,
             job_id=jid,
             after_seq=after_seq or 0,
+            reads=services.event_reads,
         )
     except UdsError as exc:
         raise _graphql_error(exc) from exc
     return _deliver(stream)
+
+
+# The JobEvent (wrapped to be shared, uds.api.execution) of each recent record: every
+# subscriber of a job gets the same record object for an event, so the same SharedEvent,
+# and the event's selection is executed once for all of them. Holds the record too, so
+# its id cannot be reused while the entry lives.
+_SHARED: dict[int, tuple[EventRecord, SharedEvent]] = {}
+_SHARED_SIZE = 256
+
+
+def _shared(record: EventRecord) -> SharedEvent:
+    hit = _SHARED.get(id(record))
+    if hit is not None and hit[0] is record:
+        return hit[1]
+    shared = SharedEvent(JobEvent.from_record(record))
+    if len(_SHARED) >= _SHARED_SIZE:
+        del _SHARED[next(iter(_SHARED))]
+    _SHARED[id(record)] = (record, shared)
+    return shared
 
 
 async def _deliver(stream: AsyncGenerator[EventRecord, None]) -> AsyncGenerator[JobEvent, None]:
@@ -245,7 +269,7 @@ async def _deliver(stream: AsyncGenerator[EventRecord, None]) -> AsyncGenerator[
     try:
         async with contextlib.aclosing(stream):
             async for record in stream:
-                yield JobEvent.from_record(record)
+                yield _shared(record)  # type: ignore[misc]
     except UdsError as exc:
         raise _graphql_error(exc) from exc
     except Exception as exc:

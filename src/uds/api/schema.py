@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncGenerator
 from typing import Any
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import (
-    AddValidationRules,
-    DisableIntrospection,
-    MaxAliasesLimiter,
-    MaxTokensLimiter,
-    ParserCache,
-    QueryDepthLimiter,
-    ValidationCache,
-)
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import Info
 
@@ -26,10 +18,9 @@ from uds.api import jobs as job_api
 from uds.api.admission import AdmissionExtension, Gate
 from uds.api.context import Context
 from uds.api.execution import UdsExecutor
+from uds.api.gate import OperationGate, operation_rules
 from uds.api.guard import NoPolicy, Policy
 from uds.api.pagination import Connection
-from uds.api.storable import StorableStringsRule
-from uds.api.view import OperationGate
 from uds.settings import Settings
 
 
@@ -138,6 +129,10 @@ class Subscription:
 class UdsSchema(strawberry.Schema):
     # Variables, cost and rate limits (uds.api.admission); every execution path calls it.
     gate: Gate
+    # Set by the GraphQL view (uds.api.fastlane): operation plans learned from the normal
+    # path, and persisted queries (the safelist is checked for WebSocket operations too).
+    plans: Any = None
+    persisted: Any = None
 
     def process_errors(self, errors: list[GraphQLError], execution_context: object = None) -> None:
         """Errors are logged by the view, which alone knows which are internal."""
@@ -145,31 +140,15 @@ class UdsSchema(strawberry.Schema):
 
 def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     settings = settings or Settings()
-    # Strawberry builds fresh extension instances per request (they hold per-request
-    # state), but the depth and alias rules are built once here: the limiter extensions
-    # create a new rule class per instance, and ValidationCache keys on the rule classes,
-    # so per-request rules would make every request miss the cache and re-validate.
-    rules = [
-        *QueryDepthLimiter(max_depth=settings.max_query_depth).validation_rules,
-        *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules,
-        StorableStringsRule,
-    ]
+    operation_gate = functools.partial(
+        OperationGate, max_tokens=settings.max_query_tokens, rules=operation_rules(settings)
+    )
     gate = Gate(settings)
-    extensions: list[Any] = [
-        lambda: MaxTokensLimiter(max_token_count=settings.max_query_tokens),
-        lambda: ParserCache(maxsize=1024),
-        lambda: AddValidationRules(rules),
-        lambda: ValidationCache(maxsize=1024),
-    ]
-    if not settings.introspection:
-        extensions.append(DisableIntrospection)
-    extensions.append(OperationGate)
-    extensions.append(lambda: AdmissionExtension(gate=gate))
     schema = UdsSchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
-        extensions=extensions,
+        extensions=[operation_gate, lambda: AdmissionExtension(gate=gate)],
         # Prod: no "did you mean" hints that would map the schema for a caller without
         # introspection (the view strips the ones strawberry leaves, see GraphQLView._format).
         config=StrawberryConfig(auto_camel_case=True, disable_field_suggestions=not settings.dev),

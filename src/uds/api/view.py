@@ -3,7 +3,7 @@
 The request owns its transaction: `process_result` commits when the operation produced
 no GraphQL errors and rolls back otherwise, before the response is sent, so a client
 never sees success for work that was not committed. A query has no transaction: its
-scope reads from the read-only engine in autocommit (`OperationGate`, uds.db).
+scope reads from the read-only engine in autocommit (uds.api.gate, uds.db).
 
 Responses are encoded with orjson (`encode_json`), which also splices the JSON that the
 read fast paths built in PostgreSQL (`orjson.Fragment`, see uds.api.execution).
@@ -26,11 +26,9 @@ from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.exceptions import ConnectionRejectionError
-from strawberry.extensions import SchemaExtension
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
-from strawberry.types.graphql import OperationType
 from strawberry.types.unset import UNSET, UnsetType
 
 from uds.api.admission import CONNECT_WEIGHT
@@ -45,7 +43,6 @@ from uds.observability.activity import (
     current_request_id,
     new_request_id,
     note_identity,
-    note_operation,
     note_outcome,
 )
 from uds.ratelimit import subject_key
@@ -108,6 +105,9 @@ class GraphQLView(GraphQL[Context, None]):
         )
         self.services = services
         tracing.trace_root_fields(self.schema._schema)  # a span per root field; only when on
+        from uds.api.fastlane import FastLane
+
+        self.lane = FastLane(services, self.schema)
 
     def encode_json(self, data: object) -> bytes:
         return encode_json(data)
@@ -162,6 +162,10 @@ class GraphQLView(GraphQL[Context, None]):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             if scope["type"] == "http":
+                routed = await self.lane(scope, receive, send)
+                if routed is None:
+                    return  # answered: a persisted-query error, or a plan
+                scope, receive = routed
                 request = Request(scope, receive)
                 try:
                     response = await self.run(request)
@@ -287,31 +291,3 @@ def _transport_error(exc: HTTPException) -> UdsError:
     error = BadUserInput(exc.reason)
     error.http_status = exc.status_code
     return error
-
-
-class OperationGate(SchemaExtension):
-    """What each kind of operation may use, decided once the document is parsed.
-
-    - Over WebSocket only subscriptions run; queries and mutations go over HTTP. A
-      WebSocket connection has one context for all its operations and no per-operation
-      transaction: a mutation there would never commit, and concurrent queries would share
-      one connection. Refusing them is clearer than either.
-    - An HTTP query reads without a transaction, on the read-only engine
-      (`TransactionScope.read_only`); a mutation keeps its transaction and savepoints.
-    """
-
-    def on_execute(self) -> Any:
-        # Also where the request's operation becomes known: its name and type go to the
-        # request's metrics, log lines and span (one call per operation, not per field).
-        operation = self.execution_context.operation_type
-        note_operation(self.execution_context.operation_name, operation.value)
-        context = self.execution_context.context
-        if isinstance(getattr(context, "request", None), WebSocket):
-            if operation != OperationType.SUBSCRIPTION:
-                raise GraphQLError(
-                    "only subscriptions are served over WebSocket; send queries and mutations over HTTP",
-                    extensions={"code": BadUserInput.code},
-                )
-        elif operation == OperationType.QUERY and isinstance(context, Context):
-            context.tx.read_only()
-        yield

@@ -313,15 +313,20 @@ class Catalog:
 
 async def latest_catalog(session: AsyncSession, *, data_source_id: uuid.UUID) -> Catalog | None:
     """The newest SUCCEEDED run of a data source and its catalog, or None."""
-    run = await session.scalar(
+    run = await latest_successful_run(session, data_source_id=data_source_id)
+    if run is None:
+        return None
+    return Catalog(run, await load_snapshot(session, run=run))
+
+
+async def latest_successful_run(session: AsyncSession, *, data_source_id: uuid.UUID) -> DiscoveryRun | None:
+    """The newest SUCCEEDED run of a data source (the one `latest_catalog` reads), or None."""
+    return await session.scalar(
         select(DiscoveryRun)
         .where(DiscoveryRun.data_source_id == data_source_id, DiscoveryRun.status == SUCCEEDED)
         .order_by(DiscoveryRun.started_at.desc(), DiscoveryRun.id.desc())
         .limit(1)
     )
-    if run is None:
-        return None
-    return Catalog(run, await load_snapshot(session, run=run))
 
 
 async def list_runs(

@@ -171,12 +171,20 @@ async def load_state(session: AsyncSession, job_id: uuid.UUID, *, lock: bool = F
 async def events_after(
     session: AsyncSession, job_id: uuid.UUID, after_seq: int, *, upto: int | None = None, limit: int = 500
 ) -> list[EventRecord]:
-    """Stored events with seq > after_seq (and <= upto), oldest first, with the job's state now.
+    """Stored events with seq > after_seq (and <= upto), oldest first, with the job's state now."""
+    return (await events_and_state(session, job_id, after_seq, upto=upto, limit=limit))[1]
+
+
+async def events_and_state(
+    session: AsyncSession, job_id: uuid.UUID, after_seq: int, *, upto: int | None = None, limit: int = 500
+) -> tuple[JobState | None, list[EventRecord]]:
+    """The job's state (None: no such job) and its stored events after `after_seq`.
 
     The events are read before the state: each statement sees what was committed when it
-    started (READ COMMITTED), and a job's terminal event commits with its final state, so
-    the state read second is at least as new as the last event. The other way round, a
-    job finishing in between gave its "succeeded" event with a state still RUNNING.
+    started (READ COMMITTED, or autocommit), and a job's terminal event commits with its
+    final state, so the state read second is at least as new as the last event. The other
+    way round, a job finishing in between gave its "succeeded" event with a state still
+    RUNNING.
     """
     query = (
         select(EVENTS.c.seq, EVENTS.c.at, EVENTS.c.type, EVENTS.c.progress, EVENTS.c.phase)
@@ -190,8 +198,8 @@ async def events_after(
     rows = (await session.execute(query)).all()
     state = await load_state(session, job_id)
     if state is None:
-        return []
-    return [
+        return None, []
+    return state, [
         EventRecord(
             seq=r.seq,
             at=r.at,

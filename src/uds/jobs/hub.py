@@ -1,15 +1,18 @@
 """One Redis pub/sub connection per process, fanned out to every local subscriber.
 
 A thousand subscribers to one job's events cost one Redis SUBSCRIBE and one JSON decode
-per event, not a thousand. `subscribe(channel)` returns only once Redis has confirmed the
-SUBSCRIBE, so a caller that reads stored events afterwards cannot miss one published in
-between. Pub/sub is at-most-once: after a reconnect, or when a slow subscriber's inbox
-overflows, the subscriber gets RESYNC and reads what it missed from the database.
+per event, not a thousand: a subscriber joining a channel this process is already
+subscribed to sends no Redis command at all. `subscribe(channel)` returns only once
+Redis has confirmed the SUBSCRIBE, so a caller that reads stored events afterwards
+cannot miss one published in between. Pub/sub is at-most-once: after a reconnect, or
+when a slow subscriber's inbox overflows, the subscriber gets RESYNC and reads what it
+missed from the database.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import logging
@@ -30,28 +33,39 @@ READ_TIMEOUT = 1.0
 
 
 class Inbox:
-    """A subscriber's queue of decoded messages (shared dicts: read them, do not change them)."""
+    """A subscriber's queue of decoded messages (shared dicts: read them, do not change them).
+
+    A deque and at most one waiting future: an idle subscriber holds a few hundred bytes.
+    """
+
+    __slots__ = ("_items", "_waiter")
 
     def __init__(self) -> None:
-        self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(INBOX_SIZE)
+        self._items: collections.deque[dict[str, Any]] = collections.deque()
+        self._waiter: asyncio.Future[None] | None = None
 
     def put(self, message: dict[str, Any]) -> None:
-        if self._queue.full():
+        if len(self._items) >= INBOX_SIZE:
             # Bounded memory for a stalled reader; it re-reads from the database instead.
-            while not self._queue.empty():
-                self._queue.get_nowait()
+            self._items.clear()
             message = RESYNC
-        self._queue.put_nowait(message)
+        self._items.append(message)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     async def get(self, wait: float) -> dict[str, Any] | None:
         """The next message, or None after `wait` seconds without one."""
-        if not self._queue.empty():
-            return self._queue.get_nowait()
-        try:
-            async with asyncio.timeout(wait):  # unlike wait_for, no task per call
-                return await self._queue.get()
-        except TimeoutError:
-            return None
+        if not self._items:
+            waiter = self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                async with asyncio.timeout(wait):  # unlike wait_for, no task per call
+                    await waiter
+            except TimeoutError:
+                return None
+            finally:
+                self._waiter = None
+        return self._items.popleft() if self._items else None
 
 
 class EventHub:
@@ -61,42 +75,51 @@ class EventHub:
         self._redis = redis
         self._pubsub: PubSub | None = None
         self._reader: asyncio.Task[None] | None = None
+        # Redis commands on the pub/sub connection go one at a time, in order: an
+        # UNSUBSCRIBE of a channel's last subscriber before the next one's SUBSCRIBE.
         self._lock = asyncio.Lock()
         self._inboxes: dict[str, set[Inbox]] = {}
         self._confirmed: dict[str, asyncio.Event] = {}
+        self.subscribe_commands = 0  # SUBSCRIBEs sent (a new channel, or a reconnect)
 
     async def publish(self, channel: str, message: dict[str, Any]) -> int:
         """Publish a JSON message; returns how many processes received it."""
         return int(await self._redis.publish(channel, json.dumps(message, separators=(",", ":"))))
 
+    def subscribers(self, channel: str) -> int:
+        return len(self._inboxes.get(channel, ()))
+
     @contextlib.asynccontextmanager
     async def subscribe(self, channel: str) -> AsyncIterator[Inbox]:
         """Receive `channel`'s messages in an Inbox for the duration of the block."""
         inbox = Inbox()
-        async with self._lock:
-            await self._ensure_reader()
-            assert self._pubsub is not None
-            members = self._inboxes.get(channel)
-            if members is None:
-                members = self._inboxes[channel] = set()
-                self._confirmed[channel] = asyncio.Event()
+        members = self._inboxes.get(channel)
+        if members is None:
+            members = self._inboxes[channel] = set()
+            self._confirmed[channel] = asyncio.Event()
+            async with self._lock:
+                await self._ensure_reader()
+                assert self._pubsub is not None
+                self.subscribe_commands += 1
                 await self._pubsub.subscribe(channel)
-            members.add(inbox)
-            confirmed = self._confirmed[channel]
+        members.add(inbox)
+        confirmed = self._confirmed[channel]
         try:
-            try:
-                await asyncio.wait_for(confirmed.wait(), SUBSCRIBE_TIMEOUT)
-            except TimeoutError:
-                # Not fatal: the subscriber polls the database while it hears nothing.
-                log.warning("no SUBSCRIBE confirmation for %s after %ss", channel, SUBSCRIBE_TIMEOUT)
+            if not confirmed.is_set():
+                try:
+                    async with asyncio.timeout(SUBSCRIBE_TIMEOUT):
+                        await confirmed.wait()
+                except TimeoutError:
+                    # Not fatal: the subscriber polls the database while it hears nothing.
+                    log.warning("no SUBSCRIBE confirmation for %s after %ss", channel, SUBSCRIBE_TIMEOUT)
             yield inbox
         finally:
-            async with self._lock:
-                members.discard(inbox)
-                if not members and self._inboxes.get(channel) is members:
-                    del self._inboxes[channel]
-                    self._confirmed.pop(channel, None)
-                    if self._pubsub is not None:
+            members.discard(inbox)
+            if not members and self._inboxes.get(channel) is members:
+                del self._inboxes[channel]
+                self._confirmed.pop(channel, None)
+                async with self._lock:
+                    if self._pubsub is not None and channel not in self._inboxes:
                         with contextlib.suppress(Exception):
                             await self._pubsub.unsubscribe(channel)
 
@@ -164,7 +187,11 @@ class EventHub:
                         await old.aclose()
                 channels = list(self._inboxes)
                 try:
-                    await self._pubsub.subscribe(*channels) if channels else await self._pubsub.connect()
+                    if channels:
+                        self.subscribe_commands += 1
+                        await self._pubsub.subscribe(*channels)
+                    else:
+                        await self._pubsub.connect()
                 except Exception:
                     log.warning("could not resubscribe to job events yet", exc_info=True)
                     continue

@@ -17,23 +17,16 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from uds.db import transaction
 from uds.errors import NotFound
-from uds.jobs.events import EventRecord, events_after, load_state
+from uds.jobs.events import TERMINAL_TYPES, EventRecord
 from uds.jobs.hub import EventHub
 from uds.jobs.keys import JobKeys
+from uds.jobs.replay import EventReads
 
 # Re-read the table after this long without a message (spread out, so a thousand quiet
 # subscribers do not poll in step). Only a publish that never reached Redis needs it.
 IDLE_POLL_SECONDS = 10.0
 _DECODED = "__record__"  # where a hub message (a dict shared by all inboxes) keeps its decoding
-
-
-async def _read(
-    engine: AsyncEngine, tenant: str, job_id: uuid.UUID, after: int, upto: int | None = None
-) -> list[EventRecord]:
-    async with transaction(engine, tenant) as tx:
-        return await events_after(await tx.tenant(), job_id, after, upto=upto)
 
 
 def _decoded(message: dict[str, Any]) -> EventRecord:
@@ -53,38 +46,56 @@ async def job_event_stream(
     job_id: uuid.UUID,
     after_seq: int = 0,
     idle_poll: float = IDLE_POLL_SECONDS,
+    reads: EventReads | None = None,
 ) -> AsyncIterator[EventRecord]:
     """Yield the job's events with seq > after_seq, in order, until its terminal event.
 
     Raises NotFound if the tenant has no such job (a job of another tenant is not found:
-    it is in another schema).
+    it is in another schema). `reads` shares the replay's queries between subscribers
+    (the API process has one); without it the stream reads `engine` on its own.
     """
+    reads = reads or EventReads(engine)
     async with hub.subscribe(keys.channel(tenant, job_id)) as inbox:
-        async with transaction(engine, tenant) as tx:
-            state = await load_state(await tx.tenant(), job_id)
-        if state is None:
-            raise NotFound("no such job")
         last = after_seq
+        ended = False
+        first = True
         while True:  # replay, in pages
-            page = await _read(engine, tenant, job_id, last)
+            state, page = await reads.after(tenant, job_id, last)
+            if state is None and first:
+                raise NotFound("no such job")
+            first = False
             for record in page:
+                if record.seq <= last:
+                    continue
                 yield record
                 last = record.seq
                 if record.terminal:
                     return
-            if not page:
+            if page:
+                continue
+            if state is None or not state.finished:
                 break
-        if state.finished:
-            return  # the caller has seen everything already (after_seq at or past the end)
+            # Events are read before the state: a job that ended between the two reads
+            # has its terminal event committed by now; one more read finds it, or proves
+            # the caller has seen everything already (after_seq at or past the end).
+            if ended:
+                return
+            ended = True
         while True:
             message = await inbox.get(idle_poll * random.uniform(0.8, 1.2))
             if message is None or "seq" not in message:  # quiet, or told to resync
-                missed = await _read(engine, tenant, job_id, last)
+                state, missed = await reads.after(tenant, job_id, last)
+                if not missed and (state is None or state.finished):
+                    return  # it ended at or before after_seq (or is gone)
             else:
                 seq = int(message["seq"])
                 if seq <= last:
+                    if message.get("type") in TERMINAL_TYPES:
+                        return  # the job ended before the seq the caller asked to start after
                     continue
-                missed = await _read(engine, tenant, job_id, last, upto=seq - 1) if seq > last + 1 else []
+                missed = []
+                if seq > last + 1:  # a copy: pages are shared with the subscribers that read them
+                    missed = list((await reads.after(tenant, job_id, last, upto=seq - 1))[1])
                 missed.append(_decoded(message))
             for record in missed:
                 if record.seq <= last:

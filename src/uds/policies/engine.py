@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+import orjson
+
 from uds.auth.principal import Principal
 from uds.errors import PolicyUnavailable
 from uds.observability.metrics import cache_lookup
@@ -88,8 +90,15 @@ def _plain(value: Any) -> Any:
 
 
 def canonical_json(value: Any) -> str:
-    """The same text for the same document, whatever the key order: the cache key."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    """The same text for the same document, whatever the key order: the cache key.
+
+    orjson when it can (on every request's path: a tenth of the standard encoder's time);
+    the standard encoder for what orjson refuses (integers over 64 bits).
+    """
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+    except TypeError:
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 @dataclass(frozen=True, slots=True)
