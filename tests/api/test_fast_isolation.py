@@ -20,6 +20,7 @@ from sqlalchemy import text
 from api.test_persisted_queries import persisted
 from conftest import Server, make_tenant, start_server
 from uds.api import plans
+from uds.datasources.service import secret_context
 from uds.db import make_read_engine
 from uds.settings import Settings
 from uds.tenants.slugs import tenant_schema
@@ -60,14 +61,26 @@ async def seed(server: Server, slug: str) -> None:
                 ),
                 {"id": uuid.uuid4(), "kind": f"k.{mark}", "m": f"msg-{mark}"},
             )
+            source_id = uuid.uuid4()
             await conn.execute(
                 text(
                     f'insert into "{schema}".data_sources (id, name, host, port, database, username, sslmode,'
                     " schemas, secret, secret_kid, created_by) values (:id, :n, :h, 5432, 'd', 'u', 'prefer',"
-                    " '[]', 's', 'k', 'x')"
+                    " '[]', :secret, :kid, 'x')"
                 ),
-                {"id": uuid.uuid4(), "n": f"src-{mark}-{i}", "h": f"host-{mark}"},
+                {
+                    "id": source_id,
+                    "n": f"src-{mark}-{i}",
+                    "h": f"host-{mark}",
+                    **_sealed(server, slug, source_id),
+                },
             )
+
+
+def _sealed(server: Server, tenant: str, source_id: uuid.UUID) -> dict[str, str]:
+    """A really sealed password, so `uds secrets rotate` in the same session can open it."""
+    cipher = server.services.credentials
+    return {"secret": cipher.seal("p", context=secret_context(tenant, source_id)), "kid": cipher.current_kid}
 
 
 async def ask(server: Server, slug: str, body: dict[str, Any]) -> bytes:
