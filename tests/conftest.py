@@ -165,8 +165,16 @@ class Server:
 
 async def start_server(settings: Settings) -> AsyncIterator[Server]:
     port = _free_port()
+    # Keep-alive longer than any pause between a test's requests: uvicorn's default (5 s)
+    # can close a pooled connection just as the client reuses it (httpx.ReadError).
     config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on", loop="asyncio"
+        create_app(settings),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="on",
+        loop="asyncio",
+        timeout_keep_alive=300,
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
