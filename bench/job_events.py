@@ -57,6 +57,14 @@ SUBSCRIPTION = (
 )
 
 
+BENCH_LIMITS = {
+    "max_ws_connections_per_member": 10_000,
+    "requests_per_second": 1_000_000,
+    "request_burst": 10_000_000,
+    "member_requests_per_second": 1_000_000,
+    "member_request_burst": 10_000_000,
+}
+
 def say(message: str = "") -> None:
     print(message, file=sys.stderr, flush=True)
 
@@ -339,6 +347,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             session = await tx.core()
             await tenants.create_tenant(session, slug=TENANT, name="Bench", actor="bench")
             await tenants.set_member(session, slug=TENANT, subject=SUBJECT, role="EDITOR", actor="bench")
+            # One member holds every subscriber's socket here: lift the plan's per-member
+            # socket cap and the rate limits (docs/limits.md), which would refuse the fan-out.
+            await tenants.set_limits(session, slug=TENANT, overrides=BENCH_LIMITS, actor="bench")
         await engine.dispose()
         token = SigningKey.load_or_create(data_dir).issue(
             SUBJECT, issuer=settings.own_issuer, audience=settings.audience, ttl=3600
