@@ -422,17 +422,27 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             }
 
         async def measure(
-            mode: str, subscribers: int, procs: int, count: int, gap: float, profile: Path | None = None
+            mode: str,
+            subscribers: int,
+            procs: int,
+            count: int,
+            gap: float,
+            profile: Path | None = None,
+            profile_setup: Path | None = None,
         ) -> dict[str, Any]:
             job_id = await new_job()
             channel = f"{prefix}raw:{job_id}"
             group = Clients(procs, subscribers, client_config(mode, job_id, channel), work)
             clients.append(group)
             await asyncio.to_thread(group.wait_line, b"started")
+            setup_spy = start_profiler(api_proc.pid, profile_setup) if profile_setup else None
             setup = time.monotonic()
             group.go()
             await asyncio.to_thread(group.wait_line, b"ready")
             setup = time.monotonic() - setup
+            if setup_spy is not None:
+                setup_spy.send_signal(signal.SIGINT)
+                await asyncio.to_thread(setup_spy.wait)
             rss_open = api_proc.memory_info().rss
             peak = rss_open
             sampling = True
@@ -500,6 +510,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             args.fanout_events,
             args.fanout_gap,
             profile=args.profile,
+            profile_setup=args.profile_setup,
         )
         say(f"  ws: p99 {fan_ws['latency']['p99_ms']:.1f} ms (set up in {fan_ws['setup_seconds']:.1f} s)")
         for r in (fan_redis, fan_ws):
@@ -595,6 +606,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fanout-gap", type=float, default=0.5, help="seconds between fan-out events")
     parser.add_argument("--client-procs", type=int, default=4)
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument(
+        "--profile-setup", type=Path, help="py-spy raw profile of the API while the UDS subscriptions are set up"
+    )
     parser.add_argument("--profile", type=Path, help="py-spy raw profile of the API during the UDS fan-out")
     parser.add_argument("--client", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
