@@ -607,7 +607,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--client-procs", type=int, default=4)
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument(
-        "--profile-setup", type=Path, help="py-spy raw profile of the API while the UDS subscriptions are set up"
+        "--profile-setup", type=Path, help="py-spy raw profile of the API during the set-up"
     )
     parser.add_argument("--profile", type=Path, help="py-spy raw profile of the API during the UDS fan-out")
     parser.add_argument("--client", help=argparse.SUPPRESS)
