@@ -165,8 +165,21 @@ class CatalogTable:
     kind: str = strawberry.field(
         description="table, partitioned_table, view, materialized_view or foreign_table."
     )
-    row_estimate: float | None
+    row_estimate: float | None = strawberry.field(description="Live rows (dead row versions not counted).")
     row_estimate_method: str | None
+    row_estimate_basis: str | None = strawberry.field(
+        description="How the row estimate was arrived at: the figure believed, and how "
+        "pg_class.reltuples and pg_stat's n_live_tup compare with it."
+    )
+    dead_row_share: float | None = strawberry.field(
+        description="Share of row versions that are dead (updated or deleted, not yet vacuumed), 0..1."
+    )
+    partitions: list[str] = strawberry.field(
+        description="A partitioned table's leaf partitions (schema.name); they are not listed as tables."
+    )
+    inherits: str | None = strawberry.field(
+        description="The table this one inherits from (INHERITS); each table counts its own rows only."
+    )
     size_bytes: float | None
     primary_key: list[str]
     unique_constraints: list[list[str]]
@@ -303,6 +316,10 @@ def _table(t: snap.TableSnapshot, relationships: list[Relationship]) -> CatalogT
         kind=t.kind,
         row_estimate=rows,
         row_estimate_method=t.row_estimate.method if t.row_estimate else None,
+        row_estimate_basis=t.row_estimate_basis,
+        dead_row_share=t.dead_row_share,
+        partitions=list(t.partitions),
+        inherits=t.inherits,
         size_bytes=float(t.size_bytes) if t.size_bytes is not None else None,
         primary_key=list(t.primary_key),
         unique_constraints=[list(u) for u in t.unique_constraints],

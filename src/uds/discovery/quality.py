@@ -10,6 +10,8 @@ does not read as broken):
   postal code): twice the invalid share, at most 0.15 per column
 - a key that is not unique (identifier columns and person e-mail addresses expected to be
   unique, but not declared so): 0.1 x duplicate share x 10, at most 0.1
+- dead row versions (updated or deleted, not yet vacuumed) at 20 % or more: 0.05, the
+  reason saying "about 50 % dead rows: vacuum pending"
 - references with orphans (inferred relationships whose sampled values are not all in
   the referenced key): three times the orphan share, at most 0.1 each
 """
@@ -17,6 +19,9 @@ does not read as broken):
 from __future__ import annotations
 
 from uds.discovery.snapshot import ColumnQuality, ColumnSnapshot, Quality, Relationship, TableSnapshot
+
+# Dead row versions (pg_stat n_dead_tup against the live estimate) worth telling the user.
+DEAD_SHARE = 0.2
 
 VALIDATED = frozenset(
     {
@@ -91,6 +96,8 @@ def table_quality(table: TableSnapshot, relationships: list[Relationship]) -> Qu
                     f"{rel.to_schema}.{rel.to_table}.{rel.to_columns[0]}",
                 )
             )
+    if table.dead_row_share is not None and table.dead_row_share >= DEAD_SHARE:
+        penalties.append((0.05, f"about {round(100 * table.dead_row_share)} % dead rows: vacuum pending"))
     if not table.profiled or table.profile_method == "skipped":
         penalties.append((0.0, "not profiled: quality is judged on structure only"))
     score = max(0.0, 1.0 - sum(p for p, _ in penalties))

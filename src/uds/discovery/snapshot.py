@@ -185,6 +185,14 @@ class TableSnapshot:
     profiled: bool = False
     quality: Quality | None = None
     warnings: list[str] = field(default_factory=list)
+    # Share of the table's row versions that are dead (updated or deleted, not yet
+    # vacuumed), 0..1, and how the row estimate was arrived at (what was believed, why).
+    dead_row_share: float | None = None
+    row_estimate_basis: str | None = None
+    # A partitioned table's leaf partitions ("schema.name"; they are not listed as tables
+    # of their own), and the parent a table inherits from (INHERITS, not partitions).
+    partitions: list[str] = field(default_factory=list)
+    inherits: str | None = None
 
     @property
     def key(self) -> tuple[str, str]:

@@ -47,7 +47,23 @@ select c.oid, n.nspname as schema, c.relname as name, c.relkind::text as relkind
        obj_description(c.oid, 'pg_class') as comment,
        greatest(s.last_analyze, s.last_autoanalyze) as analyzed_at,
        s.n_mod_since_analyze::bigint as modified_since_analyze,
-       s.n_live_tup::bigint as live_tuples,
+       case when c.relkind = 'p'
+            then (select sum(ps.n_live_tup) from pg_partition_tree(c.oid) t
+                  join pg_stat_all_tables ps on ps.relid = t.relid where t.isleaf)
+            else s.n_live_tup end::bigint as live_tuples,
+       case when c.relkind = 'p'
+            then (select sum(ps.n_dead_tup) from pg_partition_tree(c.oid) t
+                  join pg_stat_all_tables ps on ps.relid = t.relid where t.isleaf)
+            else s.n_dead_tup end::bigint as dead_tuples,
+       case when c.relkind = 'p'
+            then array(select pn.nspname || '.' || pc.relname from pg_partition_tree(c.oid) t
+                       join pg_class pc on pc.oid = t.relid
+                       join pg_namespace pn on pn.oid = pc.relnamespace
+                       where t.isleaf order by 1) end as partitions,
+       (select ipn.nspname || '.' || ip.relname from pg_inherits i
+        join pg_class ip on ip.oid = i.inhparent join pg_namespace ipn on ipn.oid = ip.relnamespace
+        where i.inhrelid = c.oid order by i.inhseqno limit 1) as inherits,
+       exists (select 1 from pg_inherits i where i.inhparent = c.oid) as has_children,
        has_table_privilege(c.oid, 'SELECT') as can_select
 from pg_class c
 join pg_namespace n on n.oid = c.relnamespace
@@ -124,10 +140,16 @@ class TableFacts:
     can_select: bool
     modified_since_analyze: int | None
     live_tuples: int | None
+    dead_tuples: int | None = None
+    # An inheritance parent (not a partitioned table): its own rows are read with ONLY.
+    has_children: bool = False
     # Leading columns of plain btree indexes: min/max can be read from the index.
     btree_leading: set[str] = field(default_factory=set)
 
     pages: int = 0
+    # Blocks per relation read by a sample, as the profiler found them: {0: pages} for a
+    # table, {partition oid: pages} for a partitioned table.
+    blocks: dict[int, int] = field(default_factory=dict)
     # Bytes a row takes on disk, guessed from the column types (varlena: 32), for the
     # density of a never-analyzed table.
     row_width: int = 0
@@ -204,7 +226,11 @@ async def read_structure(conn: asyncpg.Connection, *, include_schemas: tuple[str
             can_select=bool(r["can_select"]),
             modified_since_analyze=r["modified_since_analyze"],
             live_tuples=r["live_tuples"],
+            dead_tuples=r["dead_tuples"],
+            has_children=bool(r["has_children"]) and r["relkind"] == "r",
         )
+        table.partitions = list(r["partitions"] or [])
+        table.inherits = r["inherits"]
 
     for c in columns:
         table = by_oid[c["oid"]]
