@@ -92,8 +92,8 @@ def table_quality(table: TableSnapshot, relationships: list[Relationship]) -> Qu
             penalties.append(
                 (
                     min(0.1, 3 * orphans),
-                    f"{rel.from_columns[0]}: {orphans:.1%} of sampled values have no match in "
-                    f"{rel.to_schema}.{rel.to_table}.{rel.to_columns[0]}",
+                    f"{', '.join(rel.from_columns)}: {orphans:.1%} of sampled values have no match in "
+                    f"{rel.to_schema}.{rel.to_table}({', '.join(rel.to_columns)})",
                 )
             )
     if table.dead_row_share is not None and table.dead_row_share >= DEAD_SHARE:
