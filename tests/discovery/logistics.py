@@ -77,7 +77,7 @@ from generate_series(1, 300) i;
 
 create table logi.vehicles (
   vehicle_id int primary key, plate text not null unique, owner int, depot text,
-  year int, capacity_kg int, status logi.vehicle_status not null, tags text[]
+  year int, capacity_kg int, status logi.vehicle_status not null, tags text[], decommissioned_on date
 );
 insert into logi.vehicles
 select i, 'NL-' || lpad(i::text, 4, '0') || '-X', 1000 + 7 * (1 + i % 400),

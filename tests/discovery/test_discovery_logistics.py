@@ -4,8 +4,16 @@ references, partitioned and inherited tables counted once, planted semantic type
 
 from __future__ import annotations
 
-from discovery.logistics import DECLARED, PLANTED, TRAPS
-from uds.discovery.snapshot import CatalogSnapshot
+from discovery.logistics import DECLARED, PLANTED, SEMANTICS, TRAPS
+from uds.discovery import quality
+from uds.discovery.snapshot import (
+    CatalogSnapshot,
+    ColumnProfile,
+    ColumnQuality,
+    ColumnSnapshot,
+    Figure,
+    TableSnapshot,
+)
 
 CONFIDENT = 0.7
 
@@ -89,3 +97,44 @@ def test_the_bloated_table_reports_its_dead_rows(logistics_discovered: CatalogSn
     assert abs(events.rows / 40_000 - 1) <= 0.05, events.row_estimate_basis
     assert events.dead_row_share is not None and events.dead_row_share >= 0.45
     assert events.quality is not None and any("vacuum pending" in r for r in events.quality.reasons)
+
+
+def test_planted_semantic_types(logistics_discovered: CatalogSnapshot) -> None:
+    wrong = {}
+    for (table, column), expected in SEMANTICS.items():
+        found_table = logistics_discovered.table("logi", table)
+        assert found_table is not None, table
+        col = found_table.column(column)
+        assert col is not None, (table, column)
+        if col.semantic_type != expected:
+            wrong[(table, column)] = (col.semantic_type, expected, col.semantic_reasons)
+        else:
+            assert col.semantic_confidence is not None and col.semantic_reasons
+    assert not wrong, wrong
+
+
+def test_quality_names_the_columns_that_carry_no_information(logistics_discovered: CatalogSnapshot) -> None:
+    vehicles = logistics_discovered.table("logi", "vehicles")
+    archive = logistics_discovered.table("logi", "vehicle_log_archive")
+    assert vehicles is not None and vehicles.quality is not None
+    assert archive is not None and archive.quality is not None
+    assert (
+        "decommissioned_on is empty (all null in 500 rows): it carries no information"
+        in vehicles.quality.reasons
+    )
+    assert (
+        "archived_by holds one value ('system') in all 3,000 rows: it carries no information"
+        in archive.quality.reasons
+    )
+
+
+def test_a_sampled_column_without_information_says_how_many_rows_were_seen() -> None:
+    column = ColumnSnapshot(name="note", position=1, data_type="text", family="text", nullable=True)
+    column.profile = ColumnProfile(method="sample", sample_size=4_000)
+    column.profile.null_fraction = Figure(1.0, "sample", 4_000)
+    column.quality = ColumnQuality(completeness=0.0)
+    table = TableSnapshot(
+        schema="s", name="t", kind="table", primary_key=["id"], columns=[column], profiled=True
+    )
+    reasons = quality.table_quality(table, []).reasons
+    assert reasons == ["note is empty (all null in 4,000 sampled rows): it carries no information"]

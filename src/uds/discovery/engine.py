@@ -311,6 +311,7 @@ class DiscoverySession:
                 raise self._fatal(exc) from None
             self.snapshot.warnings.extend(warnings)
         self.snapshot.relationships = declared + sorted(found, key=lambda r: r.key)
+        semantics.mark_references(self.snapshot.tables, self.snapshot.relationships)
         return self.snapshot.relationships
 
     def assess_quality(self) -> None:

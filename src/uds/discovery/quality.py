@@ -5,6 +5,8 @@ act on; the score is never below 0. Penalties (capped per kind so one wide spars
 does not read as broken):
 
 - no primary key (tables only): 0.15
+- a column that carries no information (all null, or one constant value, as measured; the
+  reason gives the sample size when sampled): 0.03 each, at most 0.1
 - a nullable column mostly empty (over half null): 0.05 each, at most 0.15
 - typed values that are invalid (e-mail, phone, card, URL, IP, country, currency,
   postal code): twice the invalid share, at most 0.15 per column
@@ -60,14 +62,52 @@ def _expected_unique(table: TableSnapshot, column: ColumnSnapshot) -> bool:
     return False
 
 
+def _no_information(column: ColumnSnapshot) -> str | None:
+    """ "x is empty (all null in 4,000 sampled rows)" or "x holds one value ('a') in all
+    1,200 rows": a column that tells nothing, as measured."""
+    profile = column.profile
+    if profile is None or profile.null_fraction is None:
+        return None
+    sampled = profile.method != "exact" and profile.sample_size
+    rows = profile.sample_size
+    where = f"{rows:,} sampled rows" if sampled else (f"all {rows:,} rows" if rows else "every row")
+    if float(profile.null_fraction.value) >= 1.0 and profile.null_fraction.method in (
+        "exact",
+        "sample",
+        "stats",
+    ):
+        return f"{column.name} is empty (all null in {where.removeprefix('all ')}): it carries no information"
+    distinct = profile.distinct_count
+    if (
+        distinct is not None
+        and distinct.method in ("exact", "sample", "estimate", "stats")
+        and distinct.value == 1
+    ):
+        top = profile.top_values.value if profile.top_values and profile.top_values.value else []
+        shown = f" ({top[0][0]!r})" if top and not column.pii else ""
+        nulls = float(profile.null_fraction.value)
+        tail = f", null in {nulls:.0%} of them" if nulls > 0 else ""
+        return f"{column.name} holds one value{shown} in {where}{tail}: it carries no information"
+    return None
+
+
 def table_quality(table: TableSnapshot, relationships: list[Relationship]) -> Quality:
     penalties: list[tuple[float, str]] = []
     if table.kind in ("table", "partitioned_table") and not table.primary_key:
         penalties.append((0.15, "no primary key"))
     sparse = 0.0
+    empty = 0.0
     for column in table.columns:
         q = column.quality
         if q is None:
+            continue
+        blank = _no_information(column)
+        if blank is not None:
+            if empty < 0.1:
+                empty += 0.03
+                penalties.append((0.03, blank))
+            else:
+                penalties.append((0.0, blank))
             continue
         if column.nullable and q.completeness is not None and q.completeness < 0.5 and sparse < 0.15:
             sparse += 0.05
