@@ -81,6 +81,7 @@ class Settings:
     source_statement_timeout_ms: int = 30_000  # per statement UDS runs on a data source
     source_lock_timeout_ms: int = 2_000  # longest wait for a lock on a data source
     discovery_time_budget_seconds: float = 900.0  # one discovery run, at most
+    discovery_connections: int = 1  # sessions one discovery run profiles tables on at once
     # Limits and hardening (docs/limits.md). Rate limits per tenant and member come from the
     # plan; these cover requests without a tenant (per principal, or per client address).
     rate_limits: bool = True
@@ -111,6 +112,7 @@ class Settings:
     @property
     def json_logs(self) -> bool:
         return self.log_format == "json" if self.log_format else not self.dev
+
     # Read fast paths (docs/performance.md): queries on read-only autocommit connections,
     # list fields as JSON built by PostgreSQL, cached operation plans. Off: every request
     # takes the plain strawberry path in a transaction (the reference the tests compare to).
@@ -165,6 +167,7 @@ class Settings:
             source_statement_timeout_ms=_int(env, "UDS_SOURCE_STATEMENT_TIMEOUT_MS", 30_000),
             source_lock_timeout_ms=_int(env, "UDS_SOURCE_LOCK_TIMEOUT_MS", 2_000),
             discovery_time_budget_seconds=_float(env, "UDS_DISCOVERY_TIME_BUDGET", 900.0),
+            discovery_connections=_int(env, "UDS_DISCOVERY_CONNECTIONS", 1),
             rate_limits=_switch(env, "UDS_RATE_LIMITS", True),
             platform_requests_per_second=_int(env, "UDS_PLATFORM_RATE_LIMIT", 50),
             platform_request_burst=_int(env, "UDS_PLATFORM_RATE_BURST", 100),

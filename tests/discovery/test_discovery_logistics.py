@@ -4,8 +4,14 @@ references, partitioned and inherited tables counted once, planted semantic type
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+from discovery.kit import OPEN, TEST_OPTIONS
 from discovery.logistics import DECLARED, PLANTED, SEMANTICS, TRAPS
+from uds.datasources.params import ConnectionParams
 from uds.discovery import quality
+from uds.discovery.budget import Budget
+from uds.discovery.engine import discover
 from uds.discovery.snapshot import (
     CatalogSnapshot,
     ColumnProfile,
@@ -14,6 +20,7 @@ from uds.discovery.snapshot import (
     Figure,
     TableSnapshot,
 )
+from uds.settings import Settings
 
 CONFIDENT = 0.7
 
@@ -138,3 +145,15 @@ def test_a_sampled_column_without_information_says_how_many_rows_were_seen() -> 
     )
     reasons = quality.table_quality(table, []).reasons
     assert reasons == ["note is empty (all null in 4,000 sampled rows): it carries no information"]
+
+
+async def test_several_connections_find_the_same_catalog(
+    logistics: ConnectionParams, logistics_discovered: CatalogSnapshot
+) -> None:
+    assert Settings.from_env({}).discovery_connections == 1
+    connections = Settings.from_env({"UDS_DISCOVERY_CONNECTIONS": "3"}).discovery_connections
+    options = replace(TEST_OPTIONS, concurrency=connections)
+    again = await discover(logistics, budget=Budget(rows=10_000_000), guard=OPEN, options=options)
+    assert [t.key for t in again.tables] == [t.key for t in logistics_discovered.tables]
+    assert [t.rows for t in again.tables] == [t.rows for t in logistics_discovered.tables]
+    assert {r.key for r in again.relationships} == {r.key for r in logistics_discovered.relationships}

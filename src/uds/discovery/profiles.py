@@ -47,7 +47,7 @@ from uds.discovery.snapshot import (
     Figure,
     TableSnapshot,
 )
-from uds.discovery.structure import ROW_OVERHEAD, TableFacts
+from uds.discovery.structure import CATALOG_QUERY, ROW_OVERHEAD, TableFacts
 
 TOP_K = 10
 HISTOGRAM_BINS = 10
@@ -173,13 +173,16 @@ def fetch_sql(table: TableSnapshot, source: str, *, paged: bool) -> str:
     return f"select {page}, {columns} from {own_rows(table)} {source}"
 
 
-STATS_SQL = """
+STATS_SQL = (
+    CATALOG_QUERY
+    + """
 select attname::text as name, null_frac::float8 as null_frac, n_distinct::float8 as n_distinct,
        most_common_vals::text::text[] as mcv, most_common_freqs::float8[] as mcf,
        histogram_bounds::text::text[] as hist
 from pg_stats
 where schemaname = $1 and tablename = $2 and inherited = $3
 """
+)
 
 
 @dataclass(slots=True)
@@ -209,12 +212,15 @@ class TableGone(Exception):
 
 # Bytes on disk now: per leaf partition of a partitioned table (its oid keys its pages in
 # a sample, see fetch_sql), else of the table itself (key 0).
-SIZE_SQL = """
+SIZE_SQL = (
+    CATALOG_QUERY
+    + """
 select t.relid::oid::int8 as rel, pg_relation_size(t.relid)::int8 as size
 from pg_partition_tree($1::oid) t where $2 and t.isleaf
 union all
 select 0::int8, pg_relation_size($1::oid)::int8 where not $2
 """
+)
 
 
 async def estimate_rows(
@@ -226,11 +232,15 @@ async def estimate_rows(
     estimate follows what was inserted since the last ANALYZE.
     """
     partitioned = table.kind == "partitioned_table"
-    found = await conn.fetch(SIZE_SQL, facts.oid, partitioned)
-    if not partitioned and (not found or found[0]["size"] is None):
+    if facts.sizes is not None:
+        found = facts.sizes
+        facts.sizes = None  # read once: a retried table reads its size again
+    else:
+        found = [(int(r["rel"]), r["size"]) for r in await conn.fetch(SIZE_SQL, facts.oid, partitioned)]
+    if not partitioned and (not found or found[0][1] is None):
         raise TableGone(table.qualified)
-    facts.blocks = {int(r["rel"]): int(r["size"] or 0) // facts.block_size for r in found}
-    size = sum(int(r["size"] or 0) for r in found)
+    facts.blocks = {rel: int(size or 0) // facts.block_size for rel, size in found}
+    size = sum(int(size or 0) for _, size in found)
     facts.pages = size // facts.block_size
     table.size_bytes = size
     if facts.pages == 0:
@@ -415,7 +425,7 @@ async def profile_table(
         elif plan.method == "rows":
             table.warnings.append(f"{table.kind.replace('_', ' ')}: profiled from its first {n} rows")
     if plan.method == STATS:
-        await _apply_stats(conn, table, profiles, values, rows)
+        await _apply_stats(conn, table, facts, profiles, values, rows)
         if table.row_estimate is None:
             table.row_estimate = Figure(round(rows), ESTIMATE)
         if facts is not None:
@@ -948,13 +958,17 @@ def _margin(fraction: float, n: int) -> float:
 async def _apply_stats(
     conn: asyncpg.Connection,
     table: TableSnapshot,
+    facts: TableFacts | None,
     profiles: dict[str, ColumnProfile],
     values: SampledValues,
     rows: float,
 ) -> None:
     """Replace figures with pg_stats ones where PostgreSQL has them."""
-    records = await conn.fetch(STATS_SQL, table.schema, table.name, table.kind == "partitioned_table")
-    target = int(await conn.fetchval("select current_setting('default_statistics_target')::int"))
+    if facts is not None and facts.stats is not None:
+        records = facts.stats
+    else:
+        records = await conn.fetch(STATS_SQL, table.schema, table.name, table.kind == "partitioned_table")
+    target = facts.stats_target if facts is not None else 100
     analyzed = int(min(300 * target, max(rows, 0))) or None
     by_name = {r["name"]: r for r in records}
     for column in table.columns:
@@ -1048,16 +1062,22 @@ async def _apply_index_extremes(
     profiles: dict[str, ColumnProfile],
     budget: Budget,
 ) -> None:
-    """Exact min and max of btree-indexed columns: two index probes each."""
-    for column in table.columns:
-        profile = profiles.get(column.name)
-        if profile is None or column.name not in facts.btree_leading or column.family not in ORDERED:
-            continue
-        name = quote_ident(column.name)
-        record = await conn.fetchrow(
-            f"select min({name})::text as lo, max({name})::text as hi from {own_rows(table)}"
-        )
-        budget.charge(2)
-        if record is not None and record["lo"] is not None:
-            profile.min = Figure(record["lo"], INDEX)
-            profile.max = Figure(record["hi"], INDEX)
+    """Exact min and max of btree-indexed columns: two index probes each, all columns in
+    one statement."""
+    columns = [
+        c
+        for c in table.columns
+        if profiles.get(c.name) is not None and c.name in facts.btree_leading and c.family in ORDERED
+    ]
+    if not columns:
+        return
+    parts = ", ".join(f"min({quote_ident(c.name)})::text, max({quote_ident(c.name)})::text" for c in columns)
+    record = await conn.fetchrow(f"select {parts} from {own_rows(table)}")
+    budget.charge(2 * len(columns))
+    if record is None:
+        return
+    for i, column in enumerate(columns):
+        low, high = record[2 * i], record[2 * i + 1]
+        if low is not None:
+            profiles[column.name].min = Figure(low, INDEX)
+            profiles[column.name].max = Figure(high, INDEX)

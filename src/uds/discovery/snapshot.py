@@ -273,6 +273,9 @@ class CatalogSnapshot:
     relationships: list[Relationship] = field(default_factory=list)
     rows_read: int = 0
     warnings: list[str] = field(default_factory=list)
+    # Statements the run sent to the source: {"catalog": n, "control": m, "data": k}
+    # (engine.DiscoverySession.count_statements; not stored).
+    statements: dict[str, int] = field(default_factory=dict)
 
     def table(self, schema: str, name: str) -> TableSnapshot | None:
         return next((t for t in self.tables if t.schema == schema and t.name == name), None)
