@@ -480,12 +480,23 @@ def _drawn_share(
         if table.kind != "table":
             return q, None
         upto = max(seen)
-    counted = sampling.drawn_share(
-        facts.blocks or {0: facts.pages}, seen, percent=plan.percent, seed=options.seed, upto=upto
-    )
-    if counted is not None:
-        return min(1.0, max(counted[0], 1e-12)), counted
-    return (plan.percent / 100.0 if suspicious else q), None
+    blocks = facts.blocks or {0: facts.pages}
+    if upto is not None:
+        blocks = {0: min(facts.pages, upto + 1)}
+    found = sampling.drawn_pages(blocks, seen, percent=plan.percent, seed=options.seed)
+    if found is None:
+        return (plan.percent / 100.0 if suspicious else q), None
+    drawn, total = found
+    total = facts.pages if upto is None else total
+    share = len(drawn) / max(facts.pages, 1)
+    if drawn and 1 - len(seen) / len(drawn) > PATCHY_PAGES and upto is None:
+        # Live rows in some stretches of the table and not in others: estimate them region
+        # by region, and give q as the share of live rows that implies.
+        rows_on = Counter(pages)
+        live = sampling.rows_by_region(drawn, rows_on, blocks)
+        if live > 0:
+            share = len(pages) / live
+    return min(1.0, max(share, 1e-12)), (share, len(drawn), facts.pages)
 
 
 # Share of drawn pages without a live row above which the live rows are counted, if the
