@@ -462,6 +462,16 @@ async def test_the_catalog_pages_over_tables_with_the_new_facts(
     assert listed["tracking_events"]["deadRowShare"] == events["deadRowShare"]
     assert listed["shipments"]["partitions"] == ["logi.shipments_2024", "logi.shipments_2025"]
 
+    # Tables asked for inside a fragment still come.
+    fragment = await ok(
+        server,
+        "query($id: ID!) { catalog(dataSourceId: $id) { run { id } ...T } } fragment T on Catalog { tables { name } }",
+        {"id": source_id},
+        sub="vi@x",
+        tenant=slug,
+    )
+    assert len(fragment["catalog"]["tables"]) == len(logistics_discovered.tables)
+
     # A cursor that is not one of ours, and a page size out of range.
     for variables in ({"after": "bm90LWEtY3Vyc29y"}, {"first": 0}):
         status, body = await server.gql(

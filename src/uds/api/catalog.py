@@ -12,6 +12,7 @@ from typing import Any
 
 import strawberry
 from strawberry.types import Info
+from strawberry.types.nodes import SelectedField
 
 from uds.api.compiler import JsonRows, read_rows, subselection
 from uds.api.context import Context
@@ -491,8 +492,7 @@ def _wants_everything(info: Info[Context, None]) -> bool:
     Fragments are not looked into: they get the whole run."""
     for selected in info.selected_fields:
         for sub in selected.selections:
-            name = getattr(sub, "name", None)
-            if name is None or name in ("tables", "relationships"):
+            if not isinstance(sub, SelectedField) or sub.name in ("tables", "relationships"):
                 return True
     return False
 
