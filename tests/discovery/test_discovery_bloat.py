@@ -135,3 +135,19 @@ def test_the_dead_share_reason_reads_as_promised() -> None:
     assert "about 50 % dead rows: vacuum pending" in quality.table_quality(table, []).reasons
     table.dead_row_share = 0.1
     assert quality.table_quality(table, []).reasons == ["no issues found"]
+
+
+def test_live_rows_are_estimated_region_by_region() -> None:
+    # 2,000 pages; live rows (100 a page) only on the second half; every 10th page drawn.
+    blocks = {0: 2_000}
+    drawn = list(range(3, 2_000, 10))
+    rows_on = {p: 100 for p in drawn if p >= 1_000}
+    assert abs(sampling.rows_by_region(drawn, rows_on, blocks) / 100_000 - 1) <= 0.02
+    # Evenly spread rows: the same as one mean over the drawn pages.
+    even = {p: 50 for p in drawn}
+    assert abs(sampling.rows_by_region(drawn, even, blocks) - 50 * 2_000) < 1e-6
+    # Two relations (partitions): each on its own block axis.
+    parted = {7: 100, 9: 300}
+    pages = [(7 << 32) + b for b in range(0, 100, 5)] + [(9 << 32) + b for b in range(0, 300, 5)]
+    counts = dict.fromkeys(pages, 10)
+    assert abs(sampling.rows_by_region(pages, counts, parted) - 10 * 400) < 1e-6

@@ -463,9 +463,11 @@ def _drawn_share(
     drawn pages were counted). SYSTEM draws each page independently, so the count it
     happens to draw varies by several percent; the pages that returned rows are exactly
     the pages drawn unless some drawn pages hold no live row (dead row versions only).
-    When the sample came back with clearly fewer pages than asked for, the drawn pages
-    are worked out (sampling.drawn_share); where that is not possible, the share asked
-    for stands in."""
+    On a small table, or when the sample came back with clearly fewer pages than asked
+    for, or pg_stat reports dead rows, the drawn pages are worked out
+    (sampling.drawn_pages); where that is not possible, the share asked for stands in.
+    When many drawn pages held no live row, q is the share of live rows seen, the live
+    rows estimated region by region (sampling.rows_by_region)."""
     seen = set(pages)
     q = min(1.0, len(seen) / facts.pages)
     suspicious = sampling.empties_likely(len(seen), facts.pages, plan.percent)
@@ -486,8 +488,7 @@ def _drawn_share(
     found = sampling.drawn_pages(blocks, seen, percent=plan.percent, seed=options.seed)
     if found is None:
         return (plan.percent / 100.0 if suspicious else q), None
-    drawn, total = found
-    total = facts.pages if upto is None else total
+    drawn, _ = found
     share = len(drawn) / max(facts.pages, 1)
     if drawn and 1 - len(seen) / len(drawn) > PATCHY_PAGES and upto is None:
         # Live rows in some stretches of the table and not in others: estimate them region
