@@ -56,3 +56,30 @@ async def test_two_thousand_tables_with_a_fixed_number_of_catalog_queries(scratc
     assert fractions == sorted(fractions)
     table = snapshot.table("wide", "t7")
     assert table is not None and table.rows == 3
+
+
+def test_many_uuid_keys_are_paired_by_name_not_with_every_column() -> None:
+    from uds.discovery import relationships
+    from uds.discovery.snapshot import ColumnSnapshot, TableSnapshot
+
+    def uuid_column(name: str, position: int) -> ColumnSnapshot:
+        return ColumnSnapshot(name=name, position=position, data_type="uuid", family="uuid", nullable=False)
+
+    tables = [
+        TableSnapshot(
+            schema="s",
+            name=f"thing{i}s",
+            kind="table",
+            primary_key=["id"],
+            columns=[uuid_column("id", 1), uuid_column(f"thing{i - 1}_id", 2), uuid_column("batch", 3)],
+        )
+        for i in range(1, 301)
+    ]
+    found = relationships.candidates(tables, [])
+    # thing{i-1}_id names thing{i-1}s.id, and a table's own key is tried against its other
+    # columns: a few candidates a table, not 300 x 300 pairs.
+    pairs = {(c.child.name, c.columns[0], c.key.table.name) for c in found}
+    named = {(f"thing{i}s", f"thing{i - 1}_id", f"thing{i - 1}s") for i in range(2, 301)}
+    assert named <= pairs
+    assert all(child == target for child, _, target in pairs - named)
+    assert len(pairs) <= 3 * len(tables)

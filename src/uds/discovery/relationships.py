@@ -92,6 +92,10 @@ LOST = (
     asyncpg.CrashShutdownError,
     asyncpg.CannotConnectNowError,
 )
+# Keys of one family that values alone may confirm are paired with every column of that
+# family only up to this many; beyond (a wide schema of uuid keys), they are looked up by
+# name words like dense integer keys, so candidates stay linear in the columns.
+VALUE_POOL = 64
 # Probes per run, at most (the candidates with the best prior first).
 MAX_PROBES = 3_000
 
@@ -116,7 +120,7 @@ SELF_ROLES = frozenset(
         "merged_into",
     }
 )
-_CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
+_CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z0-9]+|[A-Z]+[0-9]*")
 
 
 def singular(word: str) -> str:
@@ -194,7 +198,14 @@ def name_evidence(column: str, child: TableSnapshot, target: TableSnapshot, key:
     if ent and (own.endswith("_" + ent) or (key_stem and own.endswith("_" + key_stem))):
         return 0.75, f"name {own!r} ends with {ent!r} (a role)"
     first = own.split("_")[0]
-    if affixed and len(first) >= 3 and ent.startswith(first) and first != ent and "_" not in own:
+    if (
+        affixed
+        and len(first) >= 3
+        and first.isalpha()
+        and ent.startswith(first)
+        and first != ent
+        and "_" not in own
+    ):
         return (0.75 if len(first) >= 4 else 0.6), f"abbreviation {first!r} of {ent!r}"
     return 0.0, ""
 
@@ -312,9 +323,10 @@ def candidates(tables: list[TableSnapshot], declared: list[Relationship]) -> lis
     a declared foreign key already covers.
 
     Only keys that values alone could confirm (text, uuid, sparse integer keys) are paired
-    with every column of their family; a dense integer key is paired only with columns
-    whose name could name it (looked up by word), so the work grows with the columns,
-    not with columns x keys."""
+    with every column of their family, and only while a family has at most VALUE_POOL of
+    them; other keys (dense integer keys always) are paired only with columns whose name
+    could name them (looked up by word), so the work grows with the columns, not with
+    columns x keys."""
     covered = {(r.from_schema, r.from_table, tuple(r.from_columns)) for r in declared}
     covered_single = {
         (r.from_schema, r.from_table, r.from_columns[0]) for r in declared if len(r.from_columns) == 1
@@ -324,12 +336,15 @@ def candidates(tables: list[TableSnapshot], declared: list[Relationship]) -> lis
     by_word: dict[tuple[str, str], list[Key]] = {}
     by_prefix: dict[tuple[str, str], list[Key]] = {}
     by_table: dict[tuple[str, str], list[Key]] = {}
-    for key in keys:
-        if len(key.columns) != 1:
-            continue
+    singles = [k for k in keys if len(k.columns) == 1]
+    capable: dict[str, int] = {}
+    for key in singles:
+        if key.families[0] != "integer" or key.density <= DENSE:
+            capable[key.families[0]] = capable.get(key.families[0], 0) + 1
+    for key in singles:
         family = key.families[0]
         by_table.setdefault(key.table.key, []).append(key)
-        if family != "integer" or key.density <= DENSE:
+        if (family != "integer" or key.density <= DENSE) and capable[family] <= VALUE_POOL:
             by_values.setdefault(family, []).append(key)
             continue
         ent, key_stem = entity(key.table), stem(key.columns[0])[0]
@@ -337,6 +352,8 @@ def candidates(tables: list[TableSnapshot], declared: list[Relationship]) -> lis
         for token in tokens:
             by_word.setdefault((family, token), []).append(key)
         for size in range(3, len(ent)):
+            if not ent[:size].isalpha():
+                break
             by_prefix.setdefault((family, ent[:size]), []).append(key)
     found: list[Candidate] = []
     for child in tables:
