@@ -197,13 +197,13 @@ class DiscoverySession:
         try:
             async with self.conn.transaction(readonly=True):
                 self.structure = await read_structure(self.conn, include_schemas=schemas)
-                fresh = [
-                    t.key
-                    for t in self.structure.tables
-                    if t.key in self.structure.facts
-                    and stats_fresh(t, self.structure.facts[t.key], self.options.profile)
-                ]
-                await prefetch(self.conn, self.structure, fresh)
+            fresh = [
+                t.key
+                for t in self.structure.tables
+                if t.key in self.structure.facts
+                and stats_fresh(t, self.structure.facts[t.key], self.options.profile)
+            ]
+            await prefetch(self.conn, self.structure, fresh)
         except BaseException as exc:
             raise self._fatal(exc) from None
         self.snapshot = CatalogSnapshot(

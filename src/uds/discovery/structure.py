@@ -357,46 +357,62 @@ join unnest($1::text[], $2::text[], $3::bool[]) as x(schema, name, inherited)
 )
 
 
-async def prefetch(conn: asyncpg.Connection, structure: Structure, fresh: list[tuple[str, str]]) -> None:
-    """Sizes on disk of every table (one query) and pg_stats of the tables whose statistics
-    are fresh (one query), so that a wide schema costs a fixed number of catalog queries.
+# Tables whose sizes one statement reads: pg_relation_size takes a share lock on each,
+# held to the end of the transaction, and PostgreSQL's lock table is shared by every
+# session (max_locks_per_transaction x max_connections slots).
+SIZES_CHUNK = 1_000
+LOST = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.CannotConnectNowError,
+)
 
-    pg_relation_size takes a share lock on each table: if one is locked past lock_timeout,
-    the batch is abandoned (under a savepoint) and sizes are read per table, where a lock
-    costs only that table."""
+
+async def prefetch(conn: asyncpg.Connection, structure: Structure, fresh: list[tuple[str, str]]) -> None:
+    """Sizes on disk of every table (one query per SIZES_CHUNK tables, each in a read-only
+    transaction of its own so its locks are let go) and pg_stats of the tables whose
+    statistics are fresh (one query), so that a wide schema costs a near-fixed number of
+    catalog queries.
+
+    If a chunk fails (a table locked past lock_timeout, the lock table full), its tables'
+    sizes are read one by one when they are profiled, where a lock costs only that table."""
     sized = [
         (t, structure.facts[t.key])
         for t in structure.tables
         if t.kind in ("table", "partitioned_table", "materialized_view")
     ]
-    if sized:
+    for start in range(0, len(sized), SIZES_CHUNK):
+        chunk = sized[start : start + SIZES_CHUNK]
         try:
-            async with conn.transaction():
+            async with conn.transaction(readonly=True):
                 rows = await conn.fetch(
                     SIZES_SQL,
-                    [f.oid for _, f in sized],
-                    [t.kind == "partitioned_table" for t, _ in sized],
+                    [f.oid for _, f in chunk],
+                    [t.kind == "partitioned_table" for t, _ in chunk],
                 )
-        except (asyncpg.LockNotAvailableError, asyncpg.QueryCanceledError):
-            rows = None
-        if rows is not None:
-            by_oid: dict[int, list[tuple[int, int | None]]] = {}
-            for r in rows:
-                by_oid.setdefault(int(r["oid"]), []).append((int(r["rel"]), r["size"]))
-            for _, facts in sized:
-                facts.sizes = by_oid.get(facts.oid, [])
+        except asyncpg.PostgresError as exc:
+            if isinstance(exc, LOST):
+                raise
+            continue
+        by_oid: dict[int, list[tuple[int, int | None]]] = {}
+        for r in rows:
+            by_oid.setdefault(int(r["oid"]), []).append((int(r["rel"]), r["size"]))
+        for _, facts in chunk:
+            facts.sizes = by_oid.get(facts.oid, [])
     by_key = {t.key: t for t in structure.tables}
     wanted = [by_key[k] for k in fresh if k in by_key]
     for facts in structure.facts.values():
         facts.stats_target = structure.stats_target
     if not wanted:
         return
-    rows = await conn.fetch(
-        STATS_BATCH_SQL,
-        [t.schema for t in wanted],
-        [t.name for t in wanted],
-        [t.kind == "partitioned_table" for t in wanted],
-    )
+    async with conn.transaction(readonly=True):
+        rows = await conn.fetch(
+            STATS_BATCH_SQL,
+            [t.schema for t in wanted],
+            [t.name for t in wanted],
+            [t.kind == "partitioned_table" for t in wanted],
+        )
     stats: dict[tuple[str, str], list[Any]] = {t.key: [] for t in wanted}
     for r in rows:
         stats.setdefault((r["schema"], r["table"]), []).append(r)
