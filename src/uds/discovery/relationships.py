@@ -15,6 +15,10 @@ cheaply, from the profiles already taken, before anything is read:
   MIN_KEEP, no probe). This is what keeps a wide schema cheap: a column whose values a
   dense key would contain by chance, and whose name says nothing, cannot reach it.
 
+Dense integer keys, and every key of a family with more than VALUE_POOL keys that values
+could confirm, are not even paired with every column: they are looked up by the column's
+name words, so candidate generation grows with the columns, not columns x keys.
+
 A composite key (k1, k2, ...) is a candidate for a table holding a column of the same
 family for each component whose name is the component's own name or names it (see
 `name_evidence`).
@@ -48,6 +52,7 @@ no, nr, num, number), split on "_" and case ("CustomerID" = customer id), singul
                                                                   CustomerID, owner -> owners.owner_id
     0.85  the column has the key's own name (not just "id")      sku -> products.sku
     0.80  a self-reference role in the same table                 parent, manager, supervisor
+          (or a stem naming the table itself)
     0.75  the words end with the entity (a role prefix)           billing_customer_id
     0.75  an abbreviation of the entity (4+ letters) plus an affix  custno, cust_id -> customers
           (0.60 for three letters: "cus")
