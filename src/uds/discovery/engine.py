@@ -172,6 +172,8 @@ class DiscoverySession:
         self.structure: Structure | None = None
         self.snapshot = CatalogSnapshot(database=source.database, server_version="")
         self._busy: set[tuple[str, str]] = set()
+        self._left: int | None = None
+        self._started: set[tuple[str, str]] = set()
         self.statements: dict[str, int] = {"catalog": 0, "control": 0, "data": 0}
         self.count_statements(conn)
 
@@ -271,8 +273,15 @@ class DiscoverySession:
         conn = conn or self.conn
         facts = self.structure.facts.get(table.key)
         self._busy.add(table.key)
-        rest = [t for t in self.snapshot.tables if not t.profiled and t.key not in self._busy]
-        allowance = self.budget.allowance(self._wanted(table), sum(self._wanted(t) for t in rest))
+        if self._left is None:
+            # Rows the tables not yet profiled want, kept as a running sum: recomputing it
+            # for every table made a wide schema's profiling quadratic in its tables.
+            self._left = sum(self._wanted(t) for t in self.snapshot.tables if not t.profiled)
+        wanted = self._wanted(table)
+        if table.key not in self._started:
+            self._started.add(table.key)
+            self._left -= wanted
+        allowance = self.budget.allowance(wanted, max(0, self._left))
         try:
             return await self._profile(table, conn, facts, allowance)
         finally:
@@ -350,8 +359,11 @@ class DiscoverySession:
         return self.snapshot.relationships
 
     def assess_quality(self) -> None:
+        by_table: dict[tuple[str, str], list[Relationship]] = {}
+        for rel in self.snapshot.relationships:
+            by_table.setdefault((rel.from_schema, rel.from_table), []).append(rel)
         for table in self.snapshot.tables:
-            table.quality = quality.table_quality(table, self.snapshot.relationships)
+            table.quality = quality.table_quality(table, by_table.get(table.key, []))
         self.snapshot.rows_read = self.budget.rows_read
 
     def summary(self) -> str:

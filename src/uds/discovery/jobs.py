@@ -137,7 +137,8 @@ async def _run(job: JobContext, params: Any, budget: Budget) -> dict[str, Any]:
                 pending.append(table)
         weights = discovery.weights()
         total = sum(weights.values()) or 1.0
-        done = sum(weights[t.key] for t in snapshot.tables if t not in pending)
+        todo = {t.key for t in pending}
+        done = sum(weights[t.key] for t in snapshot.tables if t.key not in todo)
         extra = await open_extra(
             stack, params, guard=guard, limits=limits, count=discovery.extra_connections()
         )

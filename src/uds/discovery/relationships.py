@@ -67,6 +67,7 @@ employees.id 1..N) is not found: values cannot tell it from a counter.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from dataclasses import dataclass, field
@@ -162,6 +163,7 @@ def _unglue(word: str) -> list[str]:
     return [word]
 
 
+@functools.lru_cache(maxsize=65_536)
 def stem(name: str) -> tuple[str, bool]:
     """The name's words without reference affixes, singular, joined by "_"; and whether
     an affix was there."""
@@ -174,7 +176,12 @@ def stem(name: str) -> tuple[str, bool]:
 
 
 def entity(table: TableSnapshot) -> str:
-    ws = words(table.name)
+    return _entity(table.name)
+
+
+@functools.lru_cache(maxsize=65_536)
+def _entity(name: str) -> str:
+    ws = words(name)
     if not ws:
         return ""
     ws[-1] = singular(ws[-1])
@@ -342,6 +349,7 @@ def candidates(tables: list[TableSnapshot], declared: list[Relationship]) -> lis
     by_prefix: dict[tuple[str, str], list[Key]] = {}
     by_table: dict[tuple[str, str], list[Key]] = {}
     singles = [k for k in keys if len(k.columns) == 1]
+    composites = [k for k in keys if len(k.columns) > 1]
     capable: dict[str, int] = {}
     for key in singles:
         if key.families[0] != "integer" or key.density <= DENSE:
@@ -387,7 +395,7 @@ def candidates(tables: list[TableSnapshot], declared: list[Relationship]) -> lis
                 candidate = _single(child, column, key, distinct, span)
                 if candidate is not None:
                     found.append(candidate)
-        found.extend(_composite_candidates(child, keys, covered))
+        found.extend(_composite_candidates(child, composites, covered))
     found.sort(key=lambda c: (-c.prior, c.child.qualified, c.columns, c.key.table.qualified))
     return found
 
