@@ -78,6 +78,7 @@ class Settings:
     # Data sources and discovery (docs/discovery.md).
     allowed_source_hosts: tuple[str, ...] = ()  # prod: private hosts/networks sources may use
     source_connect_timeout: float = 10.0  # seconds to connect to a data source
+    discovery_connections: int = 1  # sessions one discovery run profiles tables on at once
     source_statement_timeout_ms: int = 30_000  # per statement UDS runs on a data source
     source_lock_timeout_ms: int = 2_000  # longest wait for a lock on a data source
     discovery_time_budget_seconds: float = 900.0  # one discovery run, at most
@@ -111,6 +112,7 @@ class Settings:
     @property
     def json_logs(self) -> bool:
         return self.log_format == "json" if self.log_format else not self.dev
+
     # Read fast paths (docs/performance.md): queries on read-only autocommit connections,
     # list fields as JSON built by PostgreSQL, cached operation plans. Off: every request
     # takes the plain strawberry path in a transaction (the reference the tests compare to).
@@ -162,6 +164,7 @@ class Settings:
             worker_concurrency=_int(env, "UDS_WORKER_CONCURRENCY", 10),
             allowed_source_hosts=_allowed_hosts(env),
             source_connect_timeout=_float(env, "UDS_SOURCE_CONNECT_TIMEOUT", 10.0),
+            discovery_connections=_int(env, "UDS_DISCOVERY_CONNECTIONS", 1),
             source_statement_timeout_ms=_int(env, "UDS_SOURCE_STATEMENT_TIMEOUT_MS", 30_000),
             source_lock_timeout_ms=_int(env, "UDS_SOURCE_LOCK_TIMEOUT_MS", 2_000),
             discovery_time_budget_seconds=_float(env, "UDS_DISCOVERY_TIME_BUDGET", 900.0),

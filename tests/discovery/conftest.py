@@ -77,3 +77,52 @@ async def scratch(admin_params: ConnectionParams) -> AsyncIterator[ConnectionPar
         yield admin_params.with_database(name)
     finally:
         await drop_database(admin_params, name)
+
+
+@pytest.fixture(scope="session")
+def logistics(admin_params: ConnectionParams) -> Iterator[ConnectionParams]:
+    """The logistics database (tests/discovery/logistics.py), built once per session."""
+    from discovery import logistics as logi
+
+    name = f"uds_logi_test_{uuid.uuid4().hex[:8]}"
+    params = admin_params.with_database(name)
+
+    async def build() -> None:
+        await create_database(admin_params, name)
+        conn = await asyncpg.connect(**connect_args(params))
+        try:
+            await conn.execute(logi.SQL)
+            tables = await conn.fetch(
+                "select format('%I.%I', n.nspname, c.relname) from pg_class c "
+                "join pg_namespace n on n.oid = c.relnamespace where n.nspname = $1 and c.relkind in ('r', 'm')",
+                logi.SCHEMA,
+            )
+            for statement in logi.settle_sql([t[0] for t in tables]):
+                await conn.execute(statement)
+            await conn.execute("analyze")
+            await conn.execute(logi.BLOAT)
+        finally:
+            await conn.close()
+        # The statistics collector shows the dead rows once the session has ended.
+        conn = await asyncpg.connect(**connect_args(params))
+        try:
+            for _ in range(100):
+                dead = await conn.fetchval(
+                    "select n_dead_tup from pg_stat_user_tables where relid = 'logi.tracking_events'::regclass"
+                )
+                if dead:
+                    break
+                await asyncio.sleep(0.1)
+        finally:
+            await conn.close()
+
+    asyncio.run(build())
+    try:
+        yield params
+    finally:
+        asyncio.run(drop_database(admin_params, name))
+
+
+@pytest.fixture(scope="session")
+async def logistics_discovered(logistics: ConnectionParams) -> CatalogSnapshot:
+    return await discover(logistics, budget=Budget(rows=10_000_000), guard=OPEN, options=TEST_OPTIONS)

@@ -388,3 +388,93 @@ async def test_cancelling_a_discovery_ends_job_and_run_cancelled(
     assert finished["status"] == "CANCELLED", finished
     runs = await ok(server, RUNS, {"id": source_id}, sub="ed@x", tenant=slug)
     assert runs["discoveryRuns"]["edges"][0]["node"]["status"] == "CANCELLED"
+
+
+PAGE = """
+query($id: ID!, $first: Int, $after: String) { catalog(dataSourceId: $id) {
+  run { id } tableCount
+  tablesConnection(first: $first, after: $after) {
+    pageInfo { hasNextPage endCursor }
+    nodes { schema name kind rowEstimate rowEstimateMethod rowEstimateBasis deadRowShare partitions inherits
+            quality { reasons }
+            columns { name semanticType semanticConfidence semanticReasons }
+            relationships { fromTable fromColumns toTable toColumns confidence reasons } }
+  }
+} }"""
+
+
+async def test_the_catalog_pages_over_tables_with_the_new_facts(
+    discovery_server: Server, logistics: ConnectionParams, logistics_discovered: Any
+) -> None:
+    server = discovery_server
+    slug = await make_tenant(server, members={"ed@x": "EDITOR", "vi@x": "VIEWER"})
+    data = await ok(
+        server,
+        REGISTER,
+        {"input": {**source_input(logistics, "unused", "logi"), "schemas": ["logi"]}},
+        sub="ed@x",
+        tenant=slug,
+    )
+    source_id = data["registerDataSource"]["id"]
+    async with transaction(server.services.engine, slug) as tx:
+        await service.store_run(
+            await tx.tenant(),
+            data_source_id=uuid.UUID(source_id),
+            snapshot=logistics_discovered,
+            created_by="test",
+            row_budget=10_000_000,
+        )
+    seen: list[dict[str, Any]] = []
+    after = None
+    while True:
+        page = (
+            await ok(server, PAGE, {"id": source_id, "first": 5, "after": after}, sub="vi@x", tenant=slug)
+        )["catalog"]
+        assert page["tableCount"] == len(logistics_discovered.tables)
+        connection = page["tablesConnection"]
+        seen.extend(connection["nodes"])
+        assert len(connection["nodes"]) <= 5
+        if not connection["pageInfo"]["hasNextPage"]:
+            break
+        after = connection["pageInfo"]["endCursor"]
+    assert [(t["schema"], t["name"]) for t in seen] == sorted(t.key for t in logistics_discovered.tables)
+    by_name = {t["name"]: t for t in seen}
+    events = by_name["tracking_events"]
+    assert events["deadRowShare"] >= 0.45 and events["rowEstimateBasis"]
+    assert any("vacuum pending" in r for r in events["quality"]["reasons"])
+    assert by_name["shipments"]["partitions"] == ["logi.shipments_2024", "logi.shipments_2025"]
+    assert by_name["vehicle_log_archive"]["inherits"] == "logi.vehicle_log"
+    contacts = by_name["contacts"]
+    rel = next(r for r in contacts["relationships"] if r["fromColumns"] == ["custno"])
+    assert rel["toTable"] == "customers" and any("sampled distinct values" in r for r in rel["reasons"])
+    paid_at = next(c for c in by_name["invoices"]["columns"] if c["name"] == "paid_at")
+    assert paid_at["semanticType"] == "event_time" and paid_at["semanticReasons"]
+
+    # The plain list carries the same facts.
+    plain = await ok(
+        server,
+        "query($id: ID!) { catalog(dataSourceId: $id) { tables { name deadRowShare partitions inherits } } }",
+        {"id": source_id},
+        sub="vi@x",
+        tenant=slug,
+    )
+    listed = {t["name"]: t for t in plain["catalog"]["tables"]}
+    assert listed["tracking_events"]["deadRowShare"] == events["deadRowShare"]
+    assert listed["shipments"]["partitions"] == ["logi.shipments_2024", "logi.shipments_2025"]
+
+    # Tables asked for inside a fragment still come.
+    fragment = await ok(
+        server,
+        "query($id: ID!) { catalog(dataSourceId: $id) { run { id } ...T } } fragment T on Catalog { tables { name } }",
+        {"id": source_id},
+        sub="vi@x",
+        tenant=slug,
+    )
+    assert len(fragment["catalog"]["tables"]) == len(logistics_discovered.tables)
+
+    # A cursor that is not one of ours, and a page size out of range.
+    for variables in ({"after": "bm90LWEtY3Vyc29y"}, {"first": 0}):
+        status, body = await server.gql(
+            PAGE, {"id": source_id, **variables}, token=server.token("vi@x"), tenant=slug
+        )
+        assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT", body

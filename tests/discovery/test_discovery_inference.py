@@ -68,7 +68,7 @@ async def test_orphans_lower_the_confidence_and_show_in_quality(
     )
     events = discovered.table("shop", "events")
     assert events is not None and events.quality is not None
-    assert any("no match in shop.customers.id" in reason for reason in events.quality.reasons)
+    assert any("no match in shop.customers(id)" in reason for reason in events.quality.reasons)
 
 
 SEMANTIC = {
@@ -93,6 +93,11 @@ SEMANTIC = {
     ("events", "occurred_at"): ("created_at", False),
     ("events", "session_id"): ("identifier", False),
     ("events", "event_type"): ("category", False),
+    ("categories", "name"): ("label", False),
+    ("products", "name"): ("label", False),
+    ("order_items", "quantity"): ("quantity", False),
+    ("payments", "paid_at"): ("event_time", False),
+    ("customers", "city"): ("city", False),
     ("products", "price"): ("money", False),
     ("products", "sku"): ("identifier", False),
 }

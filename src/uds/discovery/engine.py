@@ -20,8 +20,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import asyncpg
 
@@ -31,13 +33,15 @@ from uds.datasources.guard import NetworkGuard
 from uds.datasources.params import ConnectionParams
 from uds.discovery import quality, relationships, semantics
 from uds.discovery.budget import Budget
-from uds.discovery.profiles import ProfileOptions, TableGone, profile_table
+from uds.discovery.profiles import ProfileOptions, TableGone, profile_table, stats_fresh
 from uds.discovery.snapshot import SKIPPED, CatalogSnapshot, Relationship, TableSnapshot
-from uds.discovery.structure import Structure, TableFacts, read_structure
+from uds.discovery.structure import CATALOG_QUERY, Structure, TableFacts, prefetch, read_structure
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[float, str, str], Awaitable[None]]
+
+CONTROL = re.compile(r"\s*(begin|start transaction|commit|rollback|savepoint|release)\b", re.IGNORECASE)
 
 # Share of the progress bar each phase fills.
 STRUCTURE_END = 0.05
@@ -73,9 +77,10 @@ SESSION_ERRORS: tuple[type[BaseException], ...] = (
 class DiscoveryOptions:
     profile: ProfileOptions = field(default_factory=ProfileOptions)
     infer_relationships: bool = True
-    # Sessions profiling tables at once (each a read-only, time-bounded connection). Two
-    # halves the wall time on a source with spare cores; 1 is gentlest on a busy one.
-    concurrency: int = 2
+    # Sessions profiling tables at once (each a read-only, time-bounded connection): the
+    # job takes UDS_DISCOVERY_CONNECTIONS (1 by default, gentlest on a busy source); two
+    # halve the wall time on a source with spare cores.
+    concurrency: int = 1
 
 
 async def _no_progress(fraction: float, phase: str, message: str) -> None:
@@ -114,6 +119,8 @@ async def discover(
         snapshot = await session.read_structure(schemas)
         await progress(STRUCTURE_END, "structure", f"{len(snapshot.tables)} tables and views")
         extra = await open_extra(stack, source, guard=guard, limits=limits, count=session.extra_connections())
+        for other in extra:
+            session.count_statements(other)
         weights = session.weights()
         total = sum(weights.values()) or 1.0
         done = 0.0
@@ -165,17 +172,47 @@ class DiscoverySession:
         self.structure: Structure | None = None
         self.snapshot = CatalogSnapshot(database=source.database, server_version="")
         self._busy: set[tuple[str, str]] = set()
+        self._left: int | None = None
+        self._started: set[tuple[str, str]] = set()
+        self.statements: dict[str, int] = {"catalog": 0, "control": 0, "data": 0}
+        self.count_statements(conn)
+
+    def count_statements(self, conn: asyncpg.Connection) -> None:
+        """Count the statements this run sends on `conn`: catalog queries (marked with
+        structure.CATALOG_QUERY), transaction control (BEGIN, COMMIT, savepoints) and the
+        rest (reads of the tables themselves)."""
+
+        def counted(query: Any) -> None:
+            text = query.query or ""
+            if text.startswith(CATALOG_QUERY):
+                kind = "catalog"
+            elif CONTROL.match(text):
+                kind = "control"
+            else:
+                kind = "data"
+            self.statements[kind] = self.statements.get(kind, 0) + 1
+            self.snapshot.statements = dict(self.statements)
+
+        conn.add_query_logger(counted)
 
     async def read_structure(self, schemas: tuple[str, ...]) -> CatalogSnapshot:
         try:
             async with self.conn.transaction(readonly=True):
                 self.structure = await read_structure(self.conn, include_schemas=schemas)
+            fresh = [
+                t.key
+                for t in self.structure.tables
+                if t.key in self.structure.facts
+                and stats_fresh(t, self.structure.facts[t.key], self.options.profile)
+            ]
+            await prefetch(self.conn, self.structure, fresh)
         except BaseException as exc:
             raise self._fatal(exc) from None
         self.snapshot = CatalogSnapshot(
             database=self.structure.database,
             server_version=self.structure.server_version,
             tables=list(self.structure.tables),
+            statements=dict(self.statements),
         )
         missing = set(schemas) - {t.schema for t in self.snapshot.tables}
         for schema in sorted(missing):
@@ -236,8 +273,15 @@ class DiscoverySession:
         conn = conn or self.conn
         facts = self.structure.facts.get(table.key)
         self._busy.add(table.key)
-        rest = [t for t in self.snapshot.tables if not t.profiled and t.key not in self._busy]
-        allowance = self.budget.allowance(self._wanted(table), sum(self._wanted(t) for t in rest))
+        if self._left is None:
+            # Rows the tables not yet profiled want, kept as a running sum: recomputing it
+            # for every table made a wide schema's profiling quadratic in its tables.
+            self._left = sum(self._wanted(t) for t in self.snapshot.tables if not t.profiled)
+        wanted = self._wanted(table)
+        if table.key not in self._started:
+            self._started.add(table.key)
+            self._left -= wanted
+        allowance = self.budget.allowance(wanted, max(0, self._left))
         try:
             return await self._profile(table, conn, facts, allowance)
         finally:
@@ -311,11 +355,15 @@ class DiscoverySession:
                 raise self._fatal(exc) from None
             self.snapshot.warnings.extend(warnings)
         self.snapshot.relationships = declared + sorted(found, key=lambda r: r.key)
+        semantics.mark_references(self.snapshot.tables, self.snapshot.relationships)
         return self.snapshot.relationships
 
     def assess_quality(self) -> None:
+        by_table: dict[tuple[str, str], list[Relationship]] = {}
+        for rel in self.snapshot.relationships:
+            by_table.setdefault((rel.from_schema, rel.from_table), []).append(rel)
         for table in self.snapshot.tables:
-            table.quality = quality.table_quality(table, self.snapshot.relationships)
+            table.quality = quality.table_quality(table, by_table.get(table.key, []))
         self.snapshot.rows_read = self.budget.rows_read
 
     def summary(self) -> str:

@@ -110,7 +110,9 @@ async def _run(job: JobContext, params: Any, budget: Budget) -> dict[str, Any]:
     limits = SourceLimits.from_settings(settings)
     async with contextlib.AsyncExitStack() as stack:
         conn = await stack.enter_async_context(open_source(params, guard=guard, limits=limits))
-        discovery = DiscoverySession(conn, params, budget=budget, options=DiscoveryOptions())
+        discovery = DiscoverySession(
+            conn, params, budget=budget, options=DiscoveryOptions(concurrency=settings.discovery_connections)
+        )
         snapshot = await discovery.read_structure(params.schemas)
         await job.progress(
             STRUCTURE_END, phase="structure", message=f"{len(snapshot.tables)} tables and views"
@@ -135,7 +137,8 @@ async def _run(job: JobContext, params: Any, budget: Budget) -> dict[str, Any]:
                 pending.append(table)
         weights = discovery.weights()
         total = sum(weights.values()) or 1.0
-        done = sum(weights[t.key] for t in snapshot.tables if t not in pending)
+        todo = {t.key for t in pending}
+        done = sum(weights[t.key] for t in snapshot.tables if t.key not in todo)
         extra = await open_extra(
             stack, params, guard=guard, limits=limits, count=discovery.extra_connections()
         )

@@ -30,6 +30,7 @@ from typing import Any
 
 import asyncpg
 
+from uds.discovery import sampling
 from uds.discovery.budget import Budget
 from uds.discovery.estimators import assess, estimate_distinct
 from uds.discovery.snapshot import (
@@ -46,7 +47,7 @@ from uds.discovery.snapshot import (
     Figure,
     TableSnapshot,
 )
-from uds.discovery.structure import ROW_OVERHEAD, TableFacts
+from uds.discovery.structure import CATALOG_QUERY, ROW_OVERHEAD, TableFacts
 
 TOP_K = 10
 HISTOGRAM_BINS = 10
@@ -117,6 +118,13 @@ def qualified(table: TableSnapshot) -> str:
     return f"{quote_ident(table.schema)}.{quote_ident(table.name)}"
 
 
+def own_rows(table: TableSnapshot) -> str:
+    """The relation as a FROM item that reads the table's own rows: ONLY for a plain table,
+    so an inheritance parent does not read its children's rows too (they are tables of
+    their own and counted there); a partitioned table is read through its partitions."""
+    return f"only {qualified(table)}" if table.kind == "table" else qualified(table)
+
+
 LONG_TEXT = 200
 
 
@@ -162,16 +170,19 @@ def fetch_sql(table: TableSnapshot, source: str, *, paged: bool) -> str:
     else:
         page = "(ctid::text::point)[0]::int8"
     columns = ", ".join(_expr(c) for c in table.columns)
-    return f"select {page}, {columns} from {qualified(table)} {source}"
+    return f"select {page}, {columns} from {own_rows(table)} {source}"
 
 
-STATS_SQL = """
+STATS_SQL = (
+    CATALOG_QUERY
+    + """
 select attname::text as name, null_frac::float8 as null_frac, n_distinct::float8 as n_distinct,
        most_common_vals::text::text[] as mcv, most_common_freqs::float8[] as mcf,
        histogram_bounds::text::text[] as hist
 from pg_stats
 where schemaname = $1 and tablename = $2 and inherited = $3
 """
+)
 
 
 @dataclass(slots=True)
@@ -180,6 +191,8 @@ class Plan:
     source: str
     target: int
     q: float  # page sampling fraction (1 for exact)
+    percent: float = 100.0  # as written into TABLESAMPLE SYSTEM (...)
+    limit: int | None = None  # the sample's row cap
 
 
 def stats_fresh(table: TableSnapshot, facts: TableFacts, options: ProfileOptions) -> bool:
@@ -197,11 +210,17 @@ class TableGone(Exception):
     """The table was dropped after the structure was read."""
 
 
-SIZE_SQL = """
-select case when $2 then (select coalesce(sum(pg_relation_size(t.relid)), 0)
-                          from pg_partition_tree($1::oid) t where t.isleaf)
-            else pg_relation_size($1::oid) end::bigint
+# Bytes on disk now: per leaf partition of a partitioned table (its oid keys its pages in
+# a sample, see fetch_sql), else of the table itself (key 0).
+SIZE_SQL = (
+    CATALOG_QUERY
+    + """
+select t.relid::oid::int8 as rel, pg_relation_size(t.relid)::int8 as size
+from pg_partition_tree($1::oid) t where $2 and t.isleaf
+union all
+select 0::int8, pg_relation_size($1::oid)::int8 where not $2
 """
+)
 
 
 async def estimate_rows(
@@ -212,10 +231,16 @@ async def estimate_rows(
     Reads the table's size now (which waits for its lock, bounded by lock_timeout), so the
     estimate follows what was inserted since the last ANALYZE.
     """
-    found = await conn.fetchval(SIZE_SQL, facts.oid, table.kind == "partitioned_table")
-    if found is None:
+    partitioned = table.kind == "partitioned_table"
+    if facts.sizes is not None:
+        found = facts.sizes
+        facts.sizes = None  # read once: a retried table reads its size again
+    else:
+        found = [(int(r["rel"]), r["size"]) for r in await conn.fetch(SIZE_SQL, facts.oid, partitioned)]
+    if not partitioned and (not found or found[0][1] is None):
         raise TableGone(table.qualified)
-    size = int(found)
+    facts.blocks = {rel: int(size or 0) // facts.block_size for rel, size in found}
+    size = sum(int(size or 0) for _, size in found)
     facts.pages = size // facts.block_size
     table.size_bytes = size
     if facts.pages == 0:
@@ -257,12 +282,13 @@ def choose_plan(
         return Plan(EXACT, "", int(rows), 1.0)
     wanted = options.semantic_rows if fresh else options.sample_rows
     target = max(1, min(wanted, allowance))
-    percent = min(100.0, 100.0 * target / max(rows, 1.0))
+    percent = float(f"{min(100.0, 100.0 * target / max(rows, 1.0)):.6f}")
     if percent >= 100.0:
         return Plan(EXACT, "", int(rows), 1.0)
     # The cap only matters when the page guess was far off; it keeps the budget a budget.
-    source = f"tablesample system ({percent:.6f}) repeatable ({options.seed}) limit {int(target * 1.25) + 10}"
-    return Plan(STATS if fresh else SAMPLE, source, target, percent / 100.0)
+    limit = int(target * 1.25) + 10
+    source = f"tablesample system ({percent:.6f}) repeatable ({options.seed}) limit {limit}"
+    return Plan(STATS if fresh else SAMPLE, source, target, percent / 100.0, percent, limit)
 
 
 async def profile_table(
@@ -335,13 +361,21 @@ async def profile_table(
         exact = plan.method == EXACT or (plan.method == "rows" and n < plan.target)
         pages = [r[0] for r in records] if paged and not exact else None
         q = 1.0 if exact else plan.q
+        drawn: tuple[float, int, int] | None = None
         if pages and facts is not None and facts.pages > 0:
-            # The share of pages actually drawn, not the share asked for: SYSTEM draws
-            # each page independently, and the count it happens to draw varies by several
-            # percent, which would go straight into every extrapolated figure.
-            q = min(1.0, len(set(pages)) / facts.pages)
+            q, drawn = _drawn_share(table, facts, pages, plan, options, truncated=n >= (plan.limit or n + 1))
         runs = page_runs(pages) if pages else None
         population = float(n) if exact else (n / q if q > 0 else rows)
+        counted: int | None = None
+        if plan.method == SAMPLE and facts is not None and _patchy(drawn, pages):
+            counted = await _count_live_rows(
+                conn, table, population, budget=budget, allowance=allowance - n, options=options
+            )
+            if counted is not None:
+                # The share of live rows seen is now known exactly; it stands in for the
+                # share of pages drawn, which empty pages make a poor guide to rows.
+                population = float(counted)
+                q = min(1.0, n / population) if population > 0 else 1.0
         by_column = list(zip(*records, strict=True))[1:] if records else [() for _ in table.columns]
         for column, column_values in zip(table.columns, by_column, strict=True):
             profile, seen = profile_values(column, column_values, runs, q=q, rows=population, exact=exact)
@@ -349,9 +383,22 @@ async def profile_table(
             values.by_column[column.name] = seen
         if exact:
             table.row_estimate = Figure(float(n), EXACT, n)
+            if facts is not None and table.kind not in ("view", "foreign_table"):
+                table.row_estimate_basis = f"counted: every one of the {n:,} live rows was read"
+                _dead_share(table, facts, n)
         elif plan.method == SAMPLE:
             table.row_estimate = Figure(round(population), ESTIMATE, n)
             rows = population
+            if facts is not None:
+                _cross_check(table, facts, population, n, drawn)
+            if counted is not None:
+                table.row_estimate = Figure(float(counted), EXACT, counted)
+                table.row_estimate_basis = (
+                    f"counted: {counted:,} live rows, because "
+                    f"{1 - len(set(pages or [])) / max(drawn[1] if drawn else 1, 1):.0%} of the pages the "
+                    "sample drew held no live row (dead row versions or emptied pages), which makes a page "
+                    f"sample a poor guide to rows; {table.row_estimate_basis}"
+                )
             if facts is not None and pages:
                 await _recount_distinct(
                     conn,
@@ -378,9 +425,20 @@ async def profile_table(
         elif plan.method == "rows":
             table.warnings.append(f"{table.kind.replace('_', ' ')}: profiled from its first {n} rows")
     if plan.method == STATS:
-        await _apply_stats(conn, table, profiles, values, rows)
+        await _apply_stats(conn, table, facts, profiles, values, rows)
         if table.row_estimate is None:
             table.row_estimate = Figure(round(rows), ESTIMATE)
+        if facts is not None:
+            basis = [
+                f"pg_class.reltuples {facts.reltuples:,.0f} at the last ANALYZE, scaled to today's "
+                f"{facts.pages:,} pages = {rows:,.0f} (believed: statistics are fresh)"
+            ]
+            if facts.live_tuples is not None and (facts.live_tuples or facts.dead_tuples):
+                basis.append(
+                    f"pg_stat n_live_tup: {facts.live_tuples:,} ({_versus(facts.live_tuples, rows)})"
+                )
+            table.row_estimate_basis = "; ".join(basis)
+            _dead_share(table, facts, rows)
     _apply_constraints(table, profiles)
     if facts is not None and plan.method in (SAMPLE, STATS):
         await _apply_index_extremes(conn, table, facts, profiles, budget)
@@ -390,6 +448,133 @@ async def profile_table(
     table.sample_size = n or None
     table.profiled = True
     return values
+
+
+def _drawn_share(
+    table: TableSnapshot,
+    facts: TableFacts,
+    pages: Sequence[int],
+    plan: Plan,
+    options: ProfileOptions,
+    *,
+    truncated: bool,
+) -> tuple[float, tuple[float, int, int] | None]:
+    """The share of the table's pages the sample drew: (q, (q, drawn, pages) when the
+    drawn pages were counted). SYSTEM draws each page independently, so the count it
+    happens to draw varies by several percent; the pages that returned rows are exactly
+    the pages drawn unless some drawn pages hold no live row (dead row versions only).
+    On a small table, or when the sample came back with clearly fewer pages than asked
+    for, or pg_stat reports dead rows, the drawn pages are worked out
+    (sampling.drawn_pages); where that is not possible, the share asked for stands in.
+    When many drawn pages held no live row, q is the share of live rows seen, the live
+    rows estimated region by region (sampling.rows_by_region)."""
+    seen = set(pages)
+    q = min(1.0, len(seen) / facts.pages)
+    suspicious = sampling.empties_likely(len(seen), facts.pages, plan.percent)
+    dead = facts.dead_tuples or 0
+    cheap = facts.pages <= sampling.ALWAYS_COUNTED_BLOCKS
+    if not (cheap or suspicious or dead > 0.05 * max(facts.live_tuples or 0, 1)):
+        return q, None
+    upto = None
+    if truncated:
+        # The row cap stopped the scan early: pages past it were never looked at. A plain
+        # table is scanned in block order, so the blocks up to the last one seen were.
+        if table.kind != "table":
+            return q, None
+        upto = max(seen)
+    blocks = facts.blocks or {0: facts.pages}
+    if upto is not None:
+        blocks = {0: min(facts.pages, upto + 1)}
+    found = sampling.drawn_pages(blocks, seen, percent=plan.percent, seed=options.seed)
+    if found is None:
+        return (plan.percent / 100.0 if suspicious else q), None
+    drawn, _ = found
+    share = len(drawn) / max(facts.pages, 1)
+    if drawn and 1 - len(seen) / len(drawn) > PATCHY_PAGES and upto is None:
+        # Live rows in some stretches of the table and not in others: estimate them region
+        # by region, and give q as the share of live rows that implies.
+        rows_on = Counter(pages)
+        live = sampling.rows_by_region(drawn, rows_on, blocks)
+        if live > 0:
+            share = len(pages) / live
+    return min(1.0, max(share, 1e-12)), (share, len(drawn), facts.pages)
+
+
+# Share of drawn pages without a live row above which the live rows are counted, if the
+# table is modest (ProfileOptions.recount_rows): live rows packed into some pages and not
+# others make a page sample's row count as noisy as the number of live pages it drew.
+PATCHY_PAGES = 0.1
+
+
+def _patchy(drawn: tuple[float, int, int] | None, pages: Sequence[int] | None) -> bool:
+    if drawn is None or not pages or drawn[1] <= 0:
+        return False
+    return 1 - len(set(pages)) / drawn[1] > PATCHY_PAGES
+
+
+async def _count_live_rows(
+    conn: asyncpg.Connection,
+    table: TableSnapshot,
+    rows: float,
+    *,
+    budget: Budget,
+    allowance: int,
+    options: ProfileOptions,
+) -> int | None:
+    """count(*) of a modest table (at most recount_rows rows, within the table's allowance
+    or a quarter of the run's unreserved rows), or None when it is not worth it or timed out."""
+    if options.recount_rows <= 0 or rows > options.recount_rows or budget.expired:
+        return None
+    spare = max(0, budget.remaining_rows - budget.reserved) // 4
+    if rows > max(allowance, spare):
+        return None
+    found = await _optional(conn, table, "count of live rows", f"select count(*) from {own_rows(table)}")
+    if not found:
+        return None
+    total = int(found[0][0])
+    budget.charge(total)
+    return total
+
+
+def _cross_check(
+    table: TableSnapshot, facts: TableFacts, rows: float, n: int, drawn: tuple[float, int, int] | None
+) -> None:
+    """Compare the sample's live-row estimate with pg_class.reltuples (scaled to today's
+    pages) and pg_stat's n_live_tup; record which was believed and why, and the dead share."""
+    if drawn is not None:
+        _, drawn_pages, total = drawn
+        basis = [f"sample: {n:,} live rows on {drawn_pages:,} drawn pages of {total:,} (empty ones included)"]
+    else:
+        basis = [f"sample: {n:,} live rows over {facts.pages:,} pages"]
+    basis[0] += f" = {rows:,.0f} rows (believed: it counts what a reader sees today)"
+    if facts.reltuples >= 0 and facts.relpages > 0:
+        scaled = facts.reltuples / facts.relpages * facts.pages
+        basis.append(f"pg_class.reltuples scaled to today's pages: {scaled:,.0f} ({_versus(scaled, rows)})")
+    elif facts.reltuples < 0:
+        basis.append("pg_class.reltuples: never analyzed or vacuumed")
+    if facts.live_tuples is not None and (facts.live_tuples or facts.dead_tuples):
+        basis.append(f"pg_stat n_live_tup: {facts.live_tuples:,} ({_versus(facts.live_tuples, rows)})")
+    _dead_share(table, facts, rows)
+    table.row_estimate_basis = "; ".join(basis)
+
+
+def _versus(other: float, believed: float) -> str:
+    if believed <= 0:
+        return "disagrees" if other > 0 else "agrees"
+    gap = other / believed - 1
+    if abs(gap) <= 0.1:
+        return "agrees"
+    return f"{gap:+.0%}: stale since the last VACUUM/ANALYZE, or dead rows counted"
+
+
+def _dead_share(table: TableSnapshot, facts: TableFacts, live: float) -> None:
+    """Dead row versions as a share of all, from pg_stat's n_dead_tup against the live
+    estimate (None when the statistics collector has nothing on the table)."""
+    if facts.dead_tuples is None:
+        return
+    dead = max(0, facts.dead_tuples)
+    total = dead + max(live, 0.0)
+    table.dead_row_share = round(dead / total, 4) if total > 0 else 0.0
 
 
 def _uncertain(
@@ -467,7 +652,7 @@ async def _recount_distinct(
         for c in columns
     )
     found = await _optional(
-        conn, table, "exact recount of distinct values", f"select count(*), {counts} from {qualified(table)}"
+        conn, table, "exact recount of distinct values", f"select count(*), {counts} from {own_rows(table)}"
     )
     if not found:
         return
@@ -519,7 +704,7 @@ async def _refine_distinct(
             f"where v{i} is not null group by v{i}) g group by j"
         )
     sql = (
-        f"with s as materialized (select {picked} from {qualified(table)} "
+        f"with s as materialized (select {picked} from {own_rows(table)} "
         f"tablesample system ({100 * fraction:.6f}) repeatable ({options.seed + 1})) "
         + " union all ".join(parts)
     )
@@ -785,13 +970,17 @@ def _margin(fraction: float, n: int) -> float:
 async def _apply_stats(
     conn: asyncpg.Connection,
     table: TableSnapshot,
+    facts: TableFacts | None,
     profiles: dict[str, ColumnProfile],
     values: SampledValues,
     rows: float,
 ) -> None:
     """Replace figures with pg_stats ones where PostgreSQL has them."""
-    records = await conn.fetch(STATS_SQL, table.schema, table.name, table.kind == "partitioned_table")
-    target = int(await conn.fetchval("select current_setting('default_statistics_target')::int"))
+    if facts is not None and facts.stats is not None:
+        records = facts.stats
+    else:
+        records = await conn.fetch(STATS_SQL, table.schema, table.name, table.kind == "partitioned_table")
+    target = facts.stats_target if facts is not None else 100
     analyzed = int(min(300 * target, max(rows, 0))) or None
     by_name = {r["name"]: r for r in records}
     for column in table.columns:
@@ -885,16 +1074,22 @@ async def _apply_index_extremes(
     profiles: dict[str, ColumnProfile],
     budget: Budget,
 ) -> None:
-    """Exact min and max of btree-indexed columns: two index probes each."""
-    for column in table.columns:
-        profile = profiles.get(column.name)
-        if profile is None or column.name not in facts.btree_leading or column.family not in ORDERED:
-            continue
-        name = quote_ident(column.name)
-        record = await conn.fetchrow(
-            f"select min({name})::text as lo, max({name})::text as hi from {qualified(table)}"
-        )
-        budget.charge(2)
-        if record is not None and record["lo"] is not None:
-            profile.min = Figure(record["lo"], INDEX)
-            profile.max = Figure(record["hi"], INDEX)
+    """Exact min and max of btree-indexed columns: two index probes each, all columns in
+    one statement."""
+    columns = [
+        c
+        for c in table.columns
+        if profiles.get(c.name) is not None and c.name in facts.btree_leading and c.family in ORDERED
+    ]
+    if not columns:
+        return
+    parts = ", ".join(f"min({quote_ident(c.name)})::text, max({quote_ident(c.name)})::text" for c in columns)
+    record = await conn.fetchrow(f"select {parts} from {own_rows(table)}")
+    budget.charge(2 * len(columns))
+    if record is None:
+        return
+    for i, column in enumerate(columns):
+        low, high = record[2 * i], record[2 * i + 1]
+        if low is not None:
+            profiles[column.name].min = Figure(low, INDEX)
+            profiles[column.name].max = Figure(high, INDEX)

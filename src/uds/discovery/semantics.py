@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from uds.discovery.profiles import ColumnValues
-from uds.discovery.snapshot import PII_TYPES, ColumnSnapshot, TableSnapshot
+from uds.discovery.snapshot import PII_TYPES, ColumnSnapshot, Relationship, TableSnapshot
 
 STRONG = 0.9
 WITH_NAME = 0.6
@@ -142,6 +142,27 @@ ID_NAME = re.compile(
 CATEGORY_NAME = re.compile(
     r"status|state|type|kind|category|level|tier|stage|segment|method|channel|source|flag"
 )
+EVENT_NAME = re.compile(r"(_at|_on|_time|_ts|_date|_datetime|_timestamp)$|^(date|time|ts|when)(_|$)")
+LATITUDE_NAME = re.compile(r"(^|_)(lat|latitude)($|_)")
+LONGITUDE_NAME = re.compile(r"(^|_)(lon|lng|long|longitude)($|_)")
+PERCENT_NAME = re.compile(r"percent|(^|_)(pct|ratio|share|rate)($|_)")
+DURATION_NAME = re.compile(
+    r"(duration|elapsed|latency|runtime|(^|_)(ms|s|sec|secs|seconds|minutes|mins|hours|hrs|days)$|_time_(s|ms)$)"
+)
+CENTS = re.compile(r"(cents|_eur$|_usd$|_gbp$|minor_units)")
+QUANTITY_NAME = re.compile(
+    r"(quantity|(^|_)qty($|_)|pieces|(^|_)units($|_)|(^|_)count($|_)|_count$|^num_|^n_|number_of|(^|_)items$|"
+    r"(^|_)(seats|copies|parcels|boxes|pallets|packages)$)"
+)
+VALUE_NAME = re.compile(r"(^|_)value($|_)")
+CITY_NAME = re.compile(r"(^|_)(city|town|municipality|locality|place)($|_)")
+PLACE = re.compile(r"[A-ZÀ-ÖØ-Þ][A-Za-zÀ-ÖØ-öø-ÿ'\u2019.\-]*(?:[ \-][A-Za-zÀ-ÖØ-öø-ÿ'\u2019.\-]+){0,4}")
+YEAR_NAME = re.compile(r"(^|_)year($|_)")
+MEASURE_NAME = re.compile(r"(weight|height|width|length|depth|volume|capacity|distance|size|score|km|kg|_m$)")
+UNIT_NAME = re.compile(r"(^|_)(kg|g|lb|lbs|km|mi|m|cm|mm|l|ml|kwh|w|kw|c|f|pct|bytes|kb|mb|gb)($)")
+LABEL_NAME = re.compile(
+    r"^(name|title|label|display_name|caption|headline|description)$|_(name|title|label)$"
+)
 PERSONAL_NAME_ONLY = re.compile(
     r"(^|_)(ssn|social_security|passport|national_id|tax_id|iban|birth|dob|date_of_birth|birthday|street|"
     r"address_line|home_address|gender|salary)($|_)"
@@ -233,6 +254,10 @@ def is_currency(v: str) -> bool:
     return v.strip() in CURRENCIES
 
 
+def is_place(v: str) -> bool:
+    return PLACE.fullmatch(v.strip()) is not None and not any(ch.isdigit() for ch in v)
+
+
 def is_person_name(v: str) -> bool:
     return PERSON_NAME.fullmatch(v.strip()) is not None
 
@@ -286,28 +311,127 @@ def _classify(
     family = column.family
     if family == "network":
         return Semantic("ip_address", 1.0, [f"type {column.data_type}"], validity=1.0)
+    if family == "bool":
+        return Semantic("boolean_flag", 0.95, [f"type {column.data_type}"])
     if family in ("time", "date"):
-        if CREATED_NAME.search(name):
-            return Semantic("created_at", 0.9, [f"a {column.data_type} named {column.name!r}"])
-        if UPDATED_NAME.search(name):
-            return Semantic("updated_at", 0.9, [f"a {column.data_type} named {column.name!r}"])
-        return Semantic()
+        return _time(column, name)
+    if family == "interval":
+        return Semantic("duration", 0.9, [f"type {column.data_type}"])
     key = _key_reason(table, column)
     if family in ("integer", "number"):
-        if column.data_type == "money" or (MONEY_NAME.search(name) and not key and family == "number"):
-            return Semantic("money", 0.8, [f"a {column.data_type} named {column.name!r}"])
-        if key or (family == "integer" and ID_NAME.search(name)):
-            return Semantic("identifier", 0.9 if key else 0.6, [key or f"an integer named {column.name!r}"])
-        return _category(column, name) or Semantic()
+        return _number_type(table, column, name, key)
     if family == "uuid":
         return Semantic("identifier", 0.9, [f"type {column.data_type}"])
     if family in ("text", "other") and values is not None and values.non_null > 0:
         found = _detect_text(table, column, name, values)
         if found is not None:
             return found
+    if family == "text" and CITY_NAME.search(name) and values is not None and values.non_null > 0:
+        fraction = share(values, is_place)
+        if fraction >= WITH_NAME:
+            return Semantic(
+                "city",
+                round(min(1.0, 0.5 + 0.45 * fraction), 3),
+                [
+                    f"{fraction:.0%} of sampled values look like place names",
+                    f"the name {column.name!r} agrees",
+                ],
+            )
+    if family == "text":
+        label = _label(table, column, name, key)
+        if label is not None:
+            return label
     if family in ("text", "other") and (key or (ID_NAME.search(name) and _mostly_distinct(column))):
         return Semantic("identifier", 0.9 if key else 0.6, [key or f"distinct codes in {column.name!r}"])
+    if family == "other" and (column.data_type.endswith("[]") or column.data_type in ("json", "jsonb")):
+        return Semantic()  # arrays and documents: no single value to group by
     return _category(column, name) or Semantic()
+
+
+def _time(column: ColumnSnapshot, name: str) -> Semantic:
+    what = f"a {column.data_type} named {column.name!r}"
+    if CREATED_NAME.search(name):
+        return Semantic("created_at", 0.9, [what, "a creation time"])
+    if UPDATED_NAME.search(name):
+        return Semantic("updated_at", 0.9, [what, "an update time"])
+    confidence = 0.8 if EVENT_NAME.search(name) else 0.6
+    return Semantic("event_time", confidence, [what, "a point in time that is not creation or update"])
+
+
+def _number_type(table: TableSnapshot, column: ColumnSnapshot, name: str, key: str | None) -> Semantic:
+    """Identifiers, geo coordinates, the kinds of measure, and small-valued categories."""
+    family = column.family
+    what = f"a {column.data_type} named {column.name!r}"
+    if key:
+        return Semantic("identifier", 0.9, [key])
+    if family == "integer" and ID_NAME.search(name):
+        return Semantic("identifier", 0.6, [f"an integer named {column.name!r}"])
+    span = _span(column)
+    if LATITUDE_NAME.search(name) and (span is None or (-90 <= span[0] and span[1] <= 90)):
+        return Semantic("latitude", 0.9, [what, "values within ±90" if span else "no values to check"])
+    if LONGITUDE_NAME.search(name) and (span is None or (-180 <= span[0] and span[1] <= 180)):
+        return Semantic("longitude", 0.9, [what, "values within ±180" if span else "no values to check"])
+    if PERCENT_NAME.search(name):
+        fits = span is None or (span[0] >= 0 and span[1] <= 100)
+        return Semantic(
+            "percentage", 0.85 if fits else 0.6, [what, "values within 0..100" if fits else "named so"]
+        )
+    if DURATION_NAME.search(name):
+        return Semantic("duration", 0.8, [what, "a time unit or span in the name"])
+    two_decimals = column.data_type.startswith("numeric(") and column.data_type.endswith(",2)")
+    if (
+        column.data_type == "money"
+        or (MONEY_NAME.search(name) and (family == "number" or CENTS.search(name)))
+        or (two_decimals and VALUE_NAME.search(name))
+    ):
+        return Semantic("money", 0.85 if column.data_type == "money" else 0.8, [what])
+    if QUANTITY_NAME.search(name):
+        return Semantic("quantity", 0.8, [what, "a count of things"])
+    if YEAR_NAME.search(name) and (span is None or (1800 <= span[0] and span[1] <= 2200)):
+        return Semantic("category", 0.7, [what, "a year: grouped, not summed"])
+    category = _category(column, name)
+    if category is not None:
+        return category
+    distinct = _distinct(column)
+    if family == "integer" and distinct is not None and distinct <= 12 and not MEASURE_NAME.search(name):
+        return Semantic("category", 0.6, [f"an integer with only {int(distinct)} distinct values"])
+    if span is not None and span[0] == span[1]:
+        return Semantic()  # one value: nothing to measure
+    unit = UNIT_NAME.search(name)
+    reasons = [what, "a number that is not a key"]
+    if unit:
+        reasons.append(f"unit {unit.group(2)!r} in the name")
+    return Semantic("measure", 0.7 if unit or family == "number" else 0.5, reasons)
+
+
+def _span(column: ColumnSnapshot) -> tuple[float, float] | None:
+    profile = column.profile
+    if profile is None or profile.min is None or profile.max is None:
+        return None
+    try:
+        return float(profile.min.value), float(profile.max.value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _label(table: TableSnapshot, column: ColumnSnapshot, name: str, key: str | None) -> Semantic | None:
+    """A human-readable name of the table's rows: named like one, and mostly distinct."""
+    if not LABEL_NAME.search(name) or ID_NAME.search(name):
+        return None
+    if key:
+        return Semantic("label", 0.9, [f"a {column.data_type} named {column.name!r}", key])
+    distinct = _distinct(column)
+    non_null = _non_null_rows(column, table.rows)
+    if distinct is None or not non_null:
+        return Semantic("label", 0.6, [f"a {column.data_type} named {column.name!r}"])
+    ratio = min(1.0, distinct / non_null)
+    if ratio >= 0.5:
+        return Semantic(
+            "label",
+            round(0.6 + 0.3 * ratio, 3),
+            [f"a {column.data_type} named {column.name!r}", f"{ratio:.0%} distinct"],
+        )
+    return None  # a name repeated across rows: a category (below)
 
 
 def _detect_text(
@@ -379,8 +503,8 @@ def _category(column: ColumnSnapshot, name: str) -> Semantic | None:
     null_fraction = float(profile.null_fraction.value) if profile.null_fraction else 0.0
     if distinct < 1 or null_fraction >= 1:
         return None
-    if column.family == "bool":
-        return Semantic("category", 0.9, ["boolean"])
+    if distinct < 2:
+        return None  # one value carries no information (quality says so)
     small = distinct <= 50 and covered >= 0.5 * (1 - null_fraction)
     if column.family == "integer" and not CATEGORY_NAME.search(name):
         return None
@@ -421,3 +545,34 @@ def mask_profile(column: ColumnSnapshot) -> None:
             shown = mask(column.semantic_type, str(value))
             merged[shown] = merged.get(shown, 0.0) + float(frequency)
         profile.top_values.value = [[v, round(f, 6)] for v, f in merged.items()]
+
+
+# Inferred relationships at least this confident make their columns identifiers.
+REFERENCE_CONFIDENCE = 0.7
+
+
+def mark_references(tables: list[TableSnapshot], relationships: list[Relationship]) -> None:
+    """Columns that reference a key hold identifiers, whatever their values looked like:
+    a number column typed measure or category (or nothing) by its values becomes one, so
+    it is counted, not summed. Text columns keep a category type (one groups by origin
+    depot as well as one joins on it); PII keeps its type."""
+    by_key = {t.key: t for t in tables}
+    for rel in relationships:
+        if not rel.declared and rel.confidence < REFERENCE_CONFIDENCE:
+            continue
+        table = by_key.get((rel.from_schema, rel.from_table))
+        if table is None:
+            continue
+        for name in rel.from_columns:
+            column = table.column(name)
+            if column is None or column.pii or column.semantic_type == "identifier":
+                continue
+            numeric = column.family in ("integer", "number")
+            if column.semantic_type is not None and not numeric:
+                continue
+            column.semantic_type = "identifier"
+            column.semantic_confidence = max(0.7, round(rel.confidence * 0.95, 3))
+            column.semantic_reasons = [
+                f"references {rel.to_table}({', '.join(rel.to_columns)})"
+                + (" (declared)" if rel.declared else f" (confidence {rel.confidence:.2f})")
+            ]

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import distinct_on, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -303,6 +303,70 @@ async def load_tables(session: AsyncSession, *, run_id: uuid.UUID) -> dict[tuple
     run = await get_run(session, run_id=run_id)
     snapshot = await load_snapshot(session, run=run)
     return {t.key: t for t in snapshot.tables}
+
+
+async def page_tables(
+    session: AsyncSession, *, run_id: uuid.UUID, after: tuple[str, str] | None, limit: int
+) -> list[TableSnapshot]:
+    """Up to `limit` tables of a run after (schema, name), in that order, with their columns."""
+    query = select(CatalogTable).where(CatalogTable.run_id == run_id)
+    if after is not None:
+        query = query.where(tuple_(CatalogTable.schema_name, CatalogTable.table_name) > tuple_(*after))
+    rows = (
+        await session.scalars(query.order_by(CatalogTable.schema_name, CatalogTable.table_name).limit(limit))
+    ).all()
+    if not rows:
+        return []
+    keys = [(r.schema_name, r.table_name) for r in rows]
+    column_rows = (
+        await session.scalars(
+            select(CatalogColumn)
+            .where(
+                CatalogColumn.run_id == run_id,
+                tuple_(CatalogColumn.schema_name, CatalogColumn.table_name).in_(keys),
+            )
+            .order_by(CatalogColumn.schema_name, CatalogColumn.table_name, CatalogColumn.position)
+        )
+    ).all()
+    columns: dict[tuple[str, str], list[ColumnSnapshot]] = {}
+    for row in column_rows:
+        columns.setdefault((row.schema_name, row.table_name), []).append(ColumnSnapshot.from_dict(row.detail))
+    tables = []
+    for row in rows:
+        table = TableSnapshot.from_dict({**row.detail, "columns": []})
+        table.columns = columns.get((row.schema_name, row.table_name), [])
+        tables.append(table)
+    return tables
+
+
+async def count_tables(session: AsyncSession, *, run_id: uuid.UUID) -> int:
+    found = await session.scalar(
+        select(func.count()).select_from(CatalogTable).where(CatalogTable.run_id == run_id)
+    )
+    return int(found or 0)
+
+
+async def relationships_of(
+    session: AsyncSession, *, run_id: uuid.UUID, tables: set[tuple[str, str]]
+) -> list[Relationship]:
+    """The run's relationships from or to any of `tables`."""
+    keys = sorted(tables)
+    rows = (
+        await session.scalars(
+            select(CatalogRelationship)
+            .where(
+                CatalogRelationship.run_id == run_id,
+                or_(
+                    tuple_(CatalogRelationship.from_schema, CatalogRelationship.from_table).in_(keys),
+                    tuple_(CatalogRelationship.to_schema, CatalogRelationship.to_table).in_(keys),
+                ),
+            )
+            .order_by(CatalogRelationship.key)
+        )
+    ).all()
+    found = [Relationship.from_dict(r.detail) for r in rows]
+    found.sort(key=lambda r: (not r.declared, r.key))
+    return found
 
 
 @dataclass(slots=True)

@@ -185,6 +185,14 @@ class TableSnapshot:
     profiled: bool = False
     quality: Quality | None = None
     warnings: list[str] = field(default_factory=list)
+    # Share of the table's row versions that are dead (updated or deleted, not yet
+    # vacuumed), 0..1, and how the row estimate was arrived at (what was believed, why).
+    dead_row_share: float | None = None
+    row_estimate_basis: str | None = None
+    # A partitioned table's leaf partitions ("schema.name"; they are not listed as tables
+    # of their own), and the parent a table inherits from (INHERITS, not partitions).
+    partitions: list[str] = field(default_factory=list)
+    inherits: str | None = None
 
     @property
     def key(self) -> tuple[str, str]:
@@ -265,6 +273,9 @@ class CatalogSnapshot:
     relationships: list[Relationship] = field(default_factory=list)
     rows_read: int = 0
     warnings: list[str] = field(default_factory=list)
+    # Statements the run sent to the source: {"catalog": n, "control": m, "data": k}
+    # (engine.DiscoverySession.count_statements; not stored).
+    statements: dict[str, int] = field(default_factory=dict)
 
     def table(self, schema: str, name: str) -> TableSnapshot | None:
         return next((t for t in self.tables if t.schema == schema and t.name == name), None)
