@@ -106,8 +106,8 @@ class World:
             await conn.close()
 
 
-async def wait_job(world: World, job_id: str, timeout: float = 120.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
+async def wait_job(world: World, job_id: str, seconds: float = 120.0) -> dict[str, Any]:
+    deadline = time.monotonic() + seconds
     while True:
         data = await world.ok(JOB, {"id": job_id})
         job = data["job"]
