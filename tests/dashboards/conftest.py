@@ -23,9 +23,7 @@ from uds.settings import Settings
 @pytest.fixture(scope="session")
 async def dash_server(migrated: Settings) -> AsyncIterator[Server]:
     """A server (and worker) on a Redis namespace of its own, so only our worker runs our jobs."""
-    settings = replace(
-        migrated, redis_prefix=f"uds-test-dash-{uuid.uuid4().hex[:8]}:", job_lease_seconds=3.0
-    )
+    settings = replace(migrated, redis_prefix=f"uds-test-dash-{uuid.uuid4().hex[:8]}:", job_lease_seconds=3.0)
     async for s in start_server(settings):
         async with running_worker(settings):
             yield s
