@@ -32,7 +32,7 @@ JOB = "query($id: ID!) { job(id: $id) { id kind status progress phase message er
 DASHBOARD = """
 query($id: ID!) { dashboard(id: $id) {
   id title goal version message dataSourceId url createdAt
-  widgets { id title kind sql spec score reason insights version position { x y w h } } } }"""
+  widgets { id title kind sql spec score reason insights version sourceColumns position { x y w h } } } }"""
 WIDGET_DATA = """
 query($d: ID!, $w: ID!, $r: Boolean) { widgetData(dashboardId: $d, widgetId: $w, refresh: $r) {
   columns rows spec cached truncated dataKey insights } }"""
@@ -99,7 +99,7 @@ class World:
 
     async def direct(self, sql: str) -> list[tuple[Any, ...]]:
         """Independent SQL on the source, as its owner."""
-        conn = await asyncpg.connect(**connect_args(self.params))
+        conn = await asyncpg.connect(**connect_args(self.params), server_settings={"TimeZone": "UTC"})
         try:
             return [tuple(r) for r in await conn.fetch(sql)]
         finally:

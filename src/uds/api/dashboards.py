@@ -72,6 +72,9 @@ class Widget:
         description="What its data shows (trend, top share, outliers); empty until first fetched."
     )
     version: int = strawberry.field(description="Goes up on every edit of this widget.")
+    source_columns: list[str] = strawberry.field(
+        description="The data source columns its SQL reads (schema.table.column); empty once edited."
+    )
 
     @classmethod
     def from_record(cls, w: service.WidgetRecord) -> Widget:
@@ -86,6 +89,7 @@ class Widget:
             reason=w.reason,
             insights=list(w.insights or []),
             version=w.version,
+            source_columns=list(w.columns),
         )
 
 
