@@ -306,6 +306,11 @@ async def generate_dashboard(info: Info[Context, None], input: GenerateDashboard
             raise BadUserInput(
                 f"data source {source.name!r} has no catalog yet: run discovery first (startDiscovery)"
             )
+        if await service.count_catalog_tables(session, run_id=run.id) == 0:
+            raise BadUserInput(
+                f"the catalog of data source {source.name!r} is empty (discovery found no tables): "
+                "check the source's schemas and run discovery again"
+            )
         state = await jobs.start_job(
             session,
             services=ctx.services,
