@@ -39,10 +39,10 @@ query($d: ID!, $w: ID!, $r: Boolean) { widgetData(dashboardId: $d, widgetId: $w,
 UPDATE = """
 mutation($input: UpdateDashboardInput!) { updateDashboard(input: $input) {
   __typename ... on Dashboard { id title version widgets { id title sql version kind position { x y w h } } }
-  ... on ValidationError { message } ... on NotFound { message } ... on NotAllowed { message } } }"""
+  ... on ValidationError { message } ... on NotFound { message } ... on NotAllowed { message reasons } } }"""
 DELETE = """
 mutation($id: ID!) { deleteDashboard(id: $id) {
-  __typename ... on DashboardDeleted { id } ... on NotFound { message } ... on NotAllowed { message } } }"""
+  __typename ... on DashboardDeleted { id } ... on NotFound { message } ... on NotAllowed { message reasons } } }"""
 
 
 @dataclass

@@ -363,11 +363,28 @@ def check_spec(spec: Any) -> dict[str, Any]:
     return spec
 
 
+_MARK_KINDS = {
+    "bar": "bar",
+    "line": "timeseries",
+    "area": "timeseries",
+    "arc": "pie",
+    "point": "scatter",
+    "circle": "scatter",
+    "square": "scatter",
+    "text": "kpi",
+}
+
+
 def kind_of(spec: dict[str, Any], default: str = "table") -> str:
+    """The widget kind a spec says (usermeta.uds.kind), else its mark's, else `default`."""
     meta = spec.get("usermeta")
     uds = meta.get("uds") if isinstance(meta, dict) else None
     kind = uds.get("kind") if isinstance(uds, dict) else None
-    return kind if kind in KINDS else default
+    if kind in KINDS:
+        return str(kind)
+    mark = spec.get("mark")
+    mark = mark.get("type") if isinstance(mark, dict) else mark
+    return _MARK_KINDS.get(mark, default) if isinstance(mark, str) else default
 
 
 async def update_dashboard(
