@@ -27,7 +27,8 @@ def cache_key(
     source_version: int,
     run_id: str | None,
 ) -> str:
-    return f"{prefix}wd:{tenant}:{widget_id}:{widget_version}:{source_id}:{source_version}:{run_id or '-'}"
+    source = f"{source_id}:{source_version}:{run_id or '-'}"
+    return f"{prefix}widget-data:v1:{tenant}:{widget_id}:{widget_version}:{source}"
 
 
 async def get(redis: Any, key: str) -> dict[str, Any] | None:

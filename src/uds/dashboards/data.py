@@ -221,7 +221,9 @@ async def _create_pool(params: ConnectionParams, guard: NetworkGuard, settings: 
             ssl=None if params.is_unix_socket else params.sslmode,
             timeout=float(getattr(settings, "source_connect_timeout", 10.0)),
             command_timeout=timeout_ms / 1000 + 5.0,
-            statement_cache_size=0,
+            # Widget SQL repeats: prepared once per connection, one round trip afterwards.
+            # (A pooler in transaction mode needs max_prepared_statements, PgBouncer >= 1.21.)
+            statement_cache_size=256,
             min_size=0,
             max_size=POOL_SIZE,
             max_inactive_connection_lifetime=IDLE_SECONDS,

@@ -9,6 +9,7 @@ insights in a transaction of its own.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import hashlib
@@ -27,7 +28,7 @@ from uds.dashboards.draft import GRID_COLUMNS, KINDS, DashboardDraft
 from uds.dashboards.insights import compute_insights
 from uds.dashboards.models import Dashboard, Widget
 from uds.dashboards.sqlcheck import check_widget_sql
-from uds.dashboards.vegalite import inline_data, json_value, validate_spec
+from uds.dashboards.vegalite import json_value, validate_spec
 from uds.datasources import service as sources
 from uds.datasources.guard import NetworkGuard
 from uds.datasources.models import DataSource
@@ -635,11 +636,8 @@ async def widget_data(
     if not refresh:
         hit = await cache.get(services.redis, key)
         if hit is not None:
-            columns = list(hit["columns"])
-            rows = [list(r) for r in hit["rows"]]
-            truncated = bool(hit["truncated"])
-            insights = list(hit.get("insights") or [])
-            return _result(widget, columns, rows, cached=True, truncated=truncated, insights=insights)
+            with contextlib.suppress(KeyError, TypeError, ValueError):  # an entry of another shape: a miss
+                return _from_cache(widget, hit)
     sql = check_sql(widget.sql, dashboard.schemas)
     pools = pools_for(services)
     source_key = (tenant_slug, str(dashboard.data_source_id), dashboard.source_version)
@@ -662,39 +660,37 @@ async def widget_data(
         sql=sql,
         row_limit=settings.widget_row_limit,
     )
-    rows = [[json_value(v) for v in r] for r in fetched.rows]
+    columns = fetched.columns
+    values = [[json_value(v) for v in r] for r in fetched.rows]
     insights = widget.insights
     if insights is None:
-        insights = compute_insights(widget.spec or widget.kind, fetched.columns, fetched.rows)
+        insights = compute_insights(widget.spec or widget.kind, columns, fetched.rows)
         await _store_insights(services, tenant_slug, widget, insights)
-    await cache.put(
-        services.redis,
-        key,
-        {"columns": fetched.columns, "rows": rows, "truncated": fetched.truncated, "insights": insights},
-        ttl=settings.widget_cache_ttl_seconds,
-    )
-    return _result(
-        widget, fetched.columns, rows, cached=False, truncated=fetched.truncated, insights=insights
-    )
+    payload = {
+        "columns": columns,
+        "rows": [dict(zip(columns, r, strict=True)) for r in values],
+        "truncated": fetched.truncated,
+        "insights": insights,
+        "data_key": data_key(widget, columns, values),
+    }
+    await cache.put(services.redis, key, payload, ttl=settings.widget_cache_ttl_seconds)
+    return _from_cache(widget, payload, cached=False)
 
 
-def _result(
-    widget: WidgetRecord,
-    columns: list[str],
-    rows: list[list[Any]],
-    *,
-    cached: bool,
-    truncated: bool,
-    insights: list[str],
-) -> WidgetData:
+def _from_cache(widget: WidgetRecord, payload: dict[str, Any], *, cached: bool = True) -> WidgetData:
+    """The result from a cache entry (or the entry just made): rows are shared with the
+    spec's data.values (nothing mutates them), the spec is copied at its top level only."""
+    rows = payload["rows"]
+    spec = dict(widget.spec)
+    spec["data"] = {"values": rows}
     return WidgetData(
-        columns=columns,
-        rows=[dict(zip(columns, r, strict=True)) for r in rows],
-        spec=inline_data(widget.spec, columns, rows),
+        columns=list(payload["columns"]),
+        rows=rows,
+        spec=spec,
         cached=cached,
-        truncated=truncated,
-        data_key=data_key(widget, columns, rows),
-        insights=list(insights),
+        truncated=bool(payload["truncated"]),
+        data_key=str(payload["data_key"]),
+        insights=list(payload.get("insights") or []),
     )
 
 
