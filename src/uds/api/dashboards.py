@@ -260,10 +260,9 @@ async def widget_data(
     ctx = info.context
     tenant = ctx.require_tenant()
     await ctx.authorize("widget.read", {"id": str(widget_id)})
-    found = await service.get_widget(ctx.tx, tenant.slug, dashboard_id, widget_id)
-    if found is None:
-        raise Missing("no such widget on this dashboard")
-    data = await service.widget_data(ctx.services, tenant.slug, *found, refresh=refresh)
+    data = await service.read_widget_data(
+        ctx.services, ctx.tx, tenant.slug, dashboard_id, widget_id, refresh=refresh
+    )
     return WidgetData(
         columns=data.columns,
         rows=data.rows,

@@ -162,9 +162,11 @@ class SourcePools:
             started = time.perf_counter()
             try:
                 async with pool.acquire() as conn:
-                    statement = await conn.prepare(wrapped)
-                    columns = [a.name for a in statement.get_attributes()]
-                    records = await statement.fetch()
+                    records = await conn.fetch(wrapped)  # through the statement cache
+                    if records:
+                        columns = list(records[0].keys())
+                    else:  # no row to read the names from: ask the statement
+                        columns = [a.name for a in (await conn.prepare(wrapped)).get_attributes()]
             except _CHANGED as exc:
                 raise SourceChanged(
                     f"the data source changed since discovery: {_first_line(exc)}; "
