@@ -37,6 +37,7 @@ async def static_file(request: Request) -> Response:
     path = FILES.get(name)
     if path is None or not path.is_file():
         hint = f" ({vendor.SETUP_HINT})" if name.startswith("vendor/") and path is not None else ""
-        return PlainTextResponse(f"not found: /static/{name}{hint}", status_code=404, headers=static_headers())
+        message = f"not found: /static/{name}{hint}"
+        return PlainTextResponse(message, status_code=404, headers=static_headers())
     media_type = TYPES.get(path.suffix, "application/octet-stream")
     return FileResponse(path, media_type=media_type, headers=static_headers())

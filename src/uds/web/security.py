@@ -17,6 +17,8 @@ COMMON = {
     "permissions-policy": "camera=(), microphone=(), geolocation=(), payment=(), usb=()",
 }
 
+SVG_CSP = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"
+
 
 def page_csp(style_hash: str) -> str:
     styles = "'self'" + (f" '{style_hash}'" if style_hash else "")
@@ -45,7 +47,7 @@ def picture_headers(media_type: str) -> dict[str, str]:
     headers = {**COMMON, "cache-control": "private, max-age=60"}
     if media_type == "image/svg+xml":
         # Opened on its own, an SVG is a document: this one may not script or load anything.
-        headers["content-security-policy"] = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"
+        headers["content-security-policy"] = SVG_CSP
     return headers
 
 
