@@ -7,6 +7,10 @@ a bearer token can never be used as a link. Its claims name the tenant, the dash
 subject it was made for and the expiry. The link opens that dashboard's page and pictures
 only; the page and image routes check the subject's membership and the policy again on
 every request, so removing a member closes their links at once.
+
+A link made without a subject (`dashboard_url(settings, tenant, id)`) is a share link:
+for its lifetime it lets whoever holds it view that one dashboard, as a VIEWER would
+(`sub` is then `link:<dashboard id>` and `shared` is true); the policy is still asked.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from uds.errors import Unauthenticated
 from uds.settings import Settings
 
 LINK_AUDIENCE = "uds:dashboard-link"
+SHARE_PREFIX = "link:"
 LINK_PARAM = "sig"
 MAX_LINK_BYTES = 2048
 LEEWAY_SECONDS = 30
@@ -34,12 +39,14 @@ LEEWAY_SECONDS = 30
 
 @dataclass(frozen=True, slots=True)
 class DashboardLink:
-    """What a verified link grants: `subject` may open `dashboard_id` in `tenant`."""
+    """What a verified link grants: `subject` may open `dashboard_id` in `tenant` (a
+    share link: anyone holding it may, as a viewer)."""
 
     tenant: str
     dashboard_id: uuid.UUID
     subject: str
     expires_at: int
+    shared: bool = False
 
 
 @functools.cache
@@ -58,27 +65,29 @@ def sign_link(
     *,
     tenant: str,
     dashboard_id: uuid.UUID | str,
-    subject: str,
+    subject: str | None = None,
     ttl: int | None = None,
     now: float | None = None,
 ) -> str:
-    """The token of a link to one dashboard, for `subject`, valid `ttl` seconds."""
-    if not subject:
-        raise ValueError("a dashboard link needs a subject")
+    """The token of a link to one dashboard for `subject` (None: a share link), valid
+    `ttl` seconds (default Settings.dashboard_link_ttl_seconds)."""
+    dashboard = str(uuid.UUID(str(dashboard_id)))
     ttl = settings.dashboard_link_ttl_seconds if ttl is None else ttl
     if ttl <= 0:
         raise ValueError("ttl must be positive")
     issued = int(time.time() if now is None else now)
-    claims = {
+    claims: dict[str, Any] = {
         "iss": settings.own_issuer,
         "aud": LINK_AUDIENCE,
-        "sub": subject,
+        "sub": subject or SHARE_PREFIX + dashboard,
         "iat": issued,
         "nbf": issued,
         "exp": issued + ttl,
         "tenant": tenant,
-        "dashboard": str(uuid.UUID(str(dashboard_id))),
+        "dashboard": dashboard,
     }
+    if not subject:
+        claims["shared"] = True
     return key.sign(claims)
 
 
@@ -90,7 +99,7 @@ def dashboard_url(
     settings: Settings,
     tenant: str,
     dashboard_id: uuid.UUID | str,
-    subject: str,
+    subject: str | None = None,
     *,
     suffix: str = "",
     ttl: int | None = None,
@@ -149,7 +158,11 @@ def verify_link(
         expires_at = int(claims["exp"])
     except (ValueError, TypeError, OverflowError):
         raise Unauthenticated("malformed dashboard link") from None
-    tenant, subject = claims["tenant"], claims["sub"]
+    tenant, subject, shared = claims["tenant"], claims["sub"], claims.get("shared", False) is True
     if not isinstance(tenant, str) or not isinstance(subject, str) or not tenant or not subject:
         raise Unauthenticated("malformed dashboard link")
-    return DashboardLink(tenant=tenant, dashboard_id=dashboard_id, subject=subject, expires_at=expires_at)
+    if shared != (subject == SHARE_PREFIX + str(dashboard_id)):
+        raise Unauthenticated("malformed dashboard link")
+    return DashboardLink(
+        tenant=tenant, dashboard_id=dashboard_id, subject=subject, expires_at=expires_at, shared=shared
+    )

@@ -98,11 +98,12 @@ class Picture:
 
 @dataclass(frozen=True, slots=True)
 class Tile:
-    """One widget's PNG and its place, for the dashboard picture."""
+    """One widget's PNG and its place, for the dashboard picture (or why it has none)."""
 
     box: Box
     png: bytes
     key: str
+    error: str | None = None
 
 
 # -- specs ------------------------------------------------------------------------------
@@ -372,17 +373,30 @@ def compose_dashboard(title: str, tiles: Sequence[Tile]) -> bytes:
     font = ImageFont.load_default(size=24)
     draw.text((GAP // 2, TITLE_HEIGHT // 2), title[:100], fill="black", font=font, anchor="lm")
     draw.line((0, TITLE_HEIGHT - 4, width, TITLE_HEIGHT - 4), fill="#dddddd", width=1)
+    small = ImageFont.load_default(size=14)
     for tile in tiles:
+        left = tile.box.x * CELL_WIDTH + GAP // 2
+        top = TITLE_HEIGHT + tile.box.y * CELL_HEIGHT + GAP // 2
+        if tile.error is not None or not tile.png:
+            right, bottom = left + tile.box.width - 1, top + tile.box.height - 1
+            draw.rectangle((left, top, right, bottom), outline="#c9a2a2", fill="#fdf6f6")
+            text = _wrap(tile.error or "no picture", max(10, tile.box.width // 8))
+            draw.multiline_text((left + 10, top + 10), text, fill="#7a2b2b", font=small, spacing=4)
+            continue
         with Image.open(io.BytesIO(tile.png)) as img:
             piece = img.convert("RGBA")
             # Step-sized specs (tables) can be larger than their place: cut to the box.
             piece = piece.crop((0, 0, min(piece.width, tile.box.width), min(piece.height, tile.box.height)))
-            left = tile.box.x * CELL_WIDTH + GAP // 2
-            top = TITLE_HEIGHT + tile.box.y * CELL_HEIGHT + GAP // 2
             canvas.paste(piece, (left, top), piece)
     out = io.BytesIO()
     canvas.save(out, format="PNG", optimize=False)
     return out.getvalue()
+
+
+def _wrap(text: str, width: int) -> str:
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, width)[:8])
 
 
 def clean_svg(svg: str) -> str:
@@ -428,3 +442,58 @@ def count_marks(svg: str) -> int:
         if "role-mark" in group.attrib.get("class", "").split():
             total += sum(1 for el in group.iter() if _local(el.tag) != "g" and el is not group)
     return total
+
+
+# -- pictures of stored dashboards ---------------------------------------------------
+
+
+def widget_box(widget: Any) -> Box:
+    """A stored widget's place (its `position`, or x/y/w/h on the record itself)."""
+    return Box.of(getattr(widget, "position", None) or widget)
+
+
+async def widget_picture(
+    services: Any, tenant: str, dashboard: Any, widget: Any, fmt: Format, *, renderer: Renderer | None = None
+) -> Picture:
+    """A stored widget's picture: its data (uds.dashboards.service.widget_data, cached
+    there), then the picture (cached here). Raises what either raises, with its code."""
+    from uds.dashboards import service
+
+    data = await service.widget_data(services, tenant, dashboard, widget)
+    return await (renderer or Renderer.for_services(services)).widget_picture(
+        tenant=tenant,
+        widget_id=widget.id,
+        version=widget.version,
+        data_key=data.data_key,
+        spec=data.spec,
+        position=widget_box(widget),
+        fmt=fmt,
+    )
+
+
+async def dashboard_picture(services: Any, tenant: str, dashboard: Any) -> Picture:
+    """The whole dashboard as one PNG. A widget whose data or picture fails is drawn as
+    a box that says why, so one broken source never breaks the picture."""
+    renderer = Renderer.for_services(services)
+
+    async def tile(widget: Any) -> Tile:
+        box = widget_box(widget)
+        try:
+            pic = await widget_picture(services, tenant, dashboard, widget, "png", renderer=renderer)
+        except UdsError as exc:
+            return Tile(box, b"", f"error:{exc.code}:{exc.message}", error=f"{widget.title}: {exc.message}")
+        return Tile(box, pic.data, pic.key)
+
+    tiles = list(await asyncio.gather(*(tile(w) for w in dashboard.widgets)))
+    return await renderer.dashboard_png(
+        tenant=tenant,
+        dashboard_id=dashboard.id,
+        version=dashboard.version,
+        title=dashboard.title,
+        tiles=tiles,
+    )
+
+
+async def dashboard_png(services: Any, tenant: str, dashboard: Any) -> bytes:
+    """The dashboard's PNG bytes (`uds dashboards generate --png`)."""
+    return (await dashboard_picture(services, tenant, dashboard)).data

@@ -43,7 +43,7 @@ MISSING = """<!doctype html>
 
 
 def graphiql_response() -> Response:
-    missing = vendor.missing()
+    missing = vendor.missing(vendor.VENDOR_DIR)
     if missing:
         return HTMLResponse(
             MISSING.format(hint=vendor.SETUP_HINT), status_code=503, headers=graphiql_headers()
