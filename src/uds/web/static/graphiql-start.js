@@ -6,11 +6,15 @@
     url: url,
     subscriptionUrl: url.replace(/^http/, "ws"),
   });
-  var headers = JSON.stringify(
-    { Authorization: "Bearer <token from `uds token create`>", "X-Tenant-ID": "<tenant slug>" },
-    null,
-    2
-  );
+  var query = [
+    "# UDS GraphQL. Most fields need a token and a tenant: put them in the Headers tab,",
+    '#   {"Authorization": "Bearer <uds token create ...>", "X-Tenant-ID": "<tenant>"}',
+    "# The schema (Docs) needs neither in dev mode.",
+    "{",
+    "  me { subject tenants { role tenant { slug } } }",
+    "}",
+    "",
+  ].join("\n");
   var root = ReactDOM.createRoot(document.getElementById("graphiql"));
   root.render(
     React.createElement(GraphiQL, {
@@ -18,8 +22,7 @@
       defaultEditorToolsVisibility: true,
       isHeadersEditorEnabled: true,
       shouldPersistHeaders: true,
-      defaultHeaders: headers,
-      defaultQuery: "{\n  me { subject tenants { slug role } }\n}\n",
+      defaultQuery: query,
     })
   );
 })();
