@@ -172,8 +172,15 @@ async def test_refusals(world: World, shop_dashboard: dict[str, Any]) -> None:
     assert (r.status_code, _code(r)) == (400, "TENANT_REQUIRED")
 
     key = server.key
-    expired = sign_link(key, settings, tenant=world.slug, dashboard_id=dashboard_id, subject="viewer@d",
-                        ttl=60, now=time.time() - 3600)  # fmt: skip
+    expired = sign_link(
+        key,
+        settings,
+        tenant=world.slug,
+        dashboard_id=dashboard_id,
+        subject="viewer@d",
+        ttl=60,
+        now=time.time() - 3600,
+    )
     forged = sign_link(SigningKey.generate(), settings, tenant=world.slug, dashboard_id=dashboard_id)
     other = sign_link(key, settings, tenant=world.slug, dashboard_id=uuid.uuid4(), subject="viewer@d")
     stranger = sign_link(key, settings, tenant=world.slug, dashboard_id=dashboard_id, subject="nobody@x")
