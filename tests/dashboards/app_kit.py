@@ -32,17 +32,17 @@ JOB = "query($id: ID!) { job(id: $id) { id kind status progress phase message er
 DASHBOARD = """
 query($id: ID!) { dashboard(id: $id) {
   id title goal version message dataSourceId url createdAt
-  widgets { id title kind sql spec score reason insights version position { x y w h } } } }"""
+  widgets { id title kind sql spec score reason insights version sourceColumns position { x y w h } } } }"""
 WIDGET_DATA = """
 query($d: ID!, $w: ID!, $r: Boolean) { widgetData(dashboardId: $d, widgetId: $w, refresh: $r) {
   columns rows spec cached truncated dataKey insights } }"""
 UPDATE = """
 mutation($input: UpdateDashboardInput!) { updateDashboard(input: $input) {
   __typename ... on Dashboard { id title version widgets { id title sql version kind position { x y w h } } }
-  ... on ValidationError { message } ... on NotFound { message } ... on NotAllowed { message } } }"""
+  ... on ValidationError { message } ... on NotFound { message } ... on NotAllowed { message reasons } } }"""
 DELETE = """
 mutation($id: ID!) { deleteDashboard(id: $id) {
-  __typename ... on DashboardDeleted { id } ... on NotFound { message } ... on NotAllowed { message } } }"""
+  __typename ... on DashboardDeleted { id } ... on NotFound { message } ... on NotAllowed { message reasons } } }"""
 
 
 @dataclass
@@ -99,7 +99,7 @@ class World:
 
     async def direct(self, sql: str) -> list[tuple[Any, ...]]:
         """Independent SQL on the source, as its owner."""
-        conn = await asyncpg.connect(**connect_args(self.params))
+        conn = await asyncpg.connect(**connect_args(self.params), server_settings={"TimeZone": "UTC"})
         try:
             return [tuple(r) for r in await conn.fetch(sql)]
         finally:

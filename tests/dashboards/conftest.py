@@ -27,6 +27,9 @@ async def dash_server(migrated: Settings) -> AsyncIterator[Server]:
     async for s in start_server(settings):
         async with running_worker(settings):
             yield s
+        doomed = [k async for k in s.services.redis.scan_iter(match=f"{settings.redis_prefix}*")]
+        if doomed:
+            await s.services.redis.delete(*doomed)
 
 
 @pytest.fixture(scope="session")

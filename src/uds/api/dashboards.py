@@ -72,6 +72,9 @@ class Widget:
         description="What its data shows (trend, top share, outliers); empty until first fetched."
     )
     version: int = strawberry.field(description="Goes up on every edit of this widget.")
+    source_columns: list[str] = strawberry.field(
+        description="The data source columns its SQL reads (schema.table.column); empty once edited."
+    )
 
     @classmethod
     def from_record(cls, w: service.WidgetRecord) -> Widget:
@@ -86,6 +89,7 @@ class Widget:
             reason=w.reason,
             insights=list(w.insights or []),
             version=w.version,
+            source_columns=list(w.columns),
         )
 
 
@@ -301,6 +305,11 @@ async def generate_dashboard(info: Info[Context, None], input: GenerateDashboard
         if run is None:
             raise BadUserInput(
                 f"data source {source.name!r} has no catalog yet: run discovery first (startDiscovery)"
+            )
+        if await service.count_catalog_tables(session, run_id=run.id) == 0:
+            raise BadUserInput(
+                f"the catalog of data source {source.name!r} is empty (discovery found no tables): "
+                "check the source's schemas and run discovery again"
             )
         state = await jobs.start_job(
             session,

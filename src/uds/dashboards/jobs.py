@@ -9,7 +9,8 @@ deterministic: the same catalog and goal give the same widgets.
 Bad input ends the job FAILED with a clear message: a source without a successful
 discovery, an empty catalog, a table not in the catalog, maxWidgets out of range. A goal
 that matches nothing is not an error: the job's last message says so and the dashboard
-is the overview.
+is the overview. The job's message, once SUCCEEDED, is the generator's: how the goal was
+read, or which words matched nothing.
 """
 
 from __future__ import annotations
@@ -91,4 +92,5 @@ async def dashboard_job(job: JobContext) -> dict[str, Any]:
                     created_by=job.created_by,
                 )
     await job.progress(1.0, phase="done", message=draft.message)
+    job.final_message = draft.message
     return {"dashboardId": str(dashboard_id)}

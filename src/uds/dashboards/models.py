@@ -58,7 +58,7 @@ class Widget(TenantBase):
     score: Mapped[float] = mapped_column(Float, default=0.0)
     reason: Mapped[str] = mapped_column(Text, default="")
     # Computed when the data is first fetched; None until then.
-    insights: Mapped[list[str] | None] = mapped_column(JSONB, nullable=True)
+    insights: Mapped[list[str] | None] = mapped_column(JSONB(none_as_null=True), nullable=True)
     # Source columns the SQL reads ("schema.table.column"), to tell a changed source.
     columns: Mapped[list[str]] = mapped_column(JSONB, default=list)
     version: Mapped[int] = mapped_column(Integer, default=1)

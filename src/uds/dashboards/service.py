@@ -32,7 +32,7 @@ from uds.datasources import service as sources
 from uds.datasources.guard import NetworkGuard
 from uds.datasources.models import DataSource
 from uds.db import transaction
-from uds.discovery.models import SUCCEEDED, DiscoveryRun
+from uds.discovery.models import SUCCEEDED, CatalogTable, DiscoveryRun
 from uds.errors import BadUserInput, NotFound
 from uds.observability import events
 
@@ -207,6 +207,15 @@ async def count_dashboards(session: AsyncSession) -> int:
     return int(await session.scalar(select(func.count()).select_from(Dashboard)) or 0)
 
 
+async def count_catalog_tables(session: AsyncSession, *, run_id: uuid.UUID) -> int:
+    return int(
+        await session.scalar(
+            select(func.count()).select_from(CatalogTable).where(CatalogTable.run_id == run_id)
+        )
+        or 0
+    )
+
+
 async def list_dashboards(
     session: AsyncSession, *, limit: int, before: tuple[dt.datetime, uuid.UUID] | None = None
 ) -> list[DashboardRecord]:
@@ -339,7 +348,12 @@ def check_sql(sql: str, schemas: Sequence[str]) -> str:
 
 @functools.lru_cache(maxsize=1024)
 def _checked(sql: str, schemas: tuple[str, ...]) -> str:
-    return check_widget_sql(sql, allowed_schemas=schemas)
+    try:
+        return check_widget_sql(sql, allowed_schemas=schemas)
+    except BadUserInput as exc:
+        if "widget SQL" in exc.message:
+            raise
+        raise BadUserInput(f"widget SQL refused: {exc.message}") from None
 
 
 def check_spec(spec: Any) -> dict[str, Any]:
@@ -349,11 +363,28 @@ def check_spec(spec: Any) -> dict[str, Any]:
     return spec
 
 
+_MARK_KINDS = {
+    "bar": "bar",
+    "line": "timeseries",
+    "area": "timeseries",
+    "arc": "pie",
+    "point": "scatter",
+    "circle": "scatter",
+    "square": "scatter",
+    "text": "kpi",
+}
+
+
 def kind_of(spec: dict[str, Any], default: str = "table") -> str:
+    """The widget kind a spec says (usermeta.uds.kind), else its mark's, else `default`."""
     meta = spec.get("usermeta")
     uds = meta.get("uds") if isinstance(meta, dict) else None
     kind = uds.get("kind") if isinstance(uds, dict) else None
-    return kind if kind in KINDS else default
+    if kind in KINDS:
+        return str(kind)
+    mark = spec.get("mark")
+    mark = mark.get("type") if isinstance(mark, dict) else mark
+    return _MARK_KINDS.get(mark, default) if isinstance(mark, str) else default
 
 
 async def update_dashboard(
