@@ -260,13 +260,10 @@ async def widget_data(
     ctx = info.context
     tenant = ctx.require_tenant()
     await ctx.authorize("widget.read", {"id": str(widget_id)})
-    found = await service.get_dashboard(await ctx.tx.tenant(), dashboard_id)
+    found = await service.get_widget(ctx.tx, tenant.slug, dashboard_id, widget_id)
     if found is None:
-        raise Missing("no such dashboard")
-    widget = found.widget(widget_id)
-    if widget is None:
         raise Missing("no such widget on this dashboard")
-    data = await service.widget_data(ctx.services, tenant.slug, found, widget, refresh=refresh)
+    data = await service.widget_data(ctx.services, tenant.slug, *found, refresh=refresh)
     return WidgetData(
         columns=data.columns,
         rows=data.rows,

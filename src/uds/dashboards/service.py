@@ -31,10 +31,11 @@ from uds.dashboards.vegalite import inline_data, json_value, validate_spec
 from uds.datasources import service as sources
 from uds.datasources.guard import NetworkGuard
 from uds.datasources.models import DataSource
-from uds.db import transaction
+from uds.db import TransactionScope, transaction
 from uds.discovery.models import SUCCEEDED, CatalogTable, DiscoveryRun
 from uds.errors import BadUserInput, NotFound
 from uds.observability import events
+from uds.tenants.slugs import tenant_schema
 
 MAX_TITLE = 200
 MAX_WIDGETS_STORED = 24  # generation keeps at most 12; editing may add up to this many
@@ -205,6 +206,82 @@ async def require_dashboard(session: AsyncSession, dashboard_id: uuid.UUID | str
 
 async def count_dashboards(session: AsyncSession) -> int:
     return int(await session.scalar(select(func.count()).select_from(Dashboard)) or 0)
+
+
+def _widget_sql(schema: str) -> str:
+    t = '"' + schema.replace('"', '""') + '"'
+    return f"""
+SELECT d.id, d.data_source_id, d.run_id, d.job_id, d.title, d.goal, d.version, d.message, d.matched,
+       d.schemas::text, d.created_by, d.created_at, d.updated_at, s.version,
+       (SELECT r.id FROM {t}.discovery_runs r
+         WHERE r.data_source_id = d.data_source_id AND r.status = 'SUCCEEDED'
+         ORDER BY r.started_at DESC, r.id DESC LIMIT 1),
+       w.id, w.key, w.title, w.kind, w.sql, w.spec::text, w.x, w.y, w.w, w.h, w.score, w.reason,
+       w.insights::text, w.columns::text, w.version, w.position, w.created_at, w.updated_at
+  FROM {t}.widgets w
+  JOIN {t}.dashboards d ON d.id = w.dashboard_id
+  JOIN {t}.data_sources s ON s.id = d.data_source_id
+ WHERE w.id = $1 AND w.dashboard_id = $2"""
+
+
+def _json(text: str | None) -> Any:
+    return None if text is None else orjson.loads(text)
+
+
+async def get_widget(
+    tx: TransactionScope, tenant: str, dashboard_id: uuid.UUID | str, widget_id: uuid.UUID | str
+) -> tuple[DashboardRecord, WidgetRecord] | None:
+    """One widget and its dashboard (without its other widgets), in one statement; None if
+    there is no such widget on that dashboard. The read path of widgetData."""
+    try:
+        wid, did = uuid.UUID(str(widget_id)), uuid.UUID(str(dashboard_id))
+    except ValueError:
+        return None
+    statement = _widget_sql(tenant_schema(tenant))
+    if tx.reading:
+        row = await tx.fetchrow(statement, wid, did)
+    else:
+        raw = await (await tx.connection()).get_raw_connection()
+        row = await raw.driver_connection.fetchrow(statement, wid, did)
+    if row is None:
+        return None
+    v = list(row.values())
+    dashboard = DashboardRecord(
+        id=v[0],
+        data_source_id=v[1],
+        run_id=v[2],
+        job_id=v[3],
+        title=v[4],
+        goal=v[5],
+        version=v[6],
+        message=v[7],
+        matched=v[8],
+        schemas=tuple(_json(v[9]) or ()),
+        created_by=v[10],
+        created_at=v[11],
+        updated_at=v[12],
+        source_version=v[13],
+        latest_run_id=v[14],
+    )
+    widget = WidgetRecord(
+        id=v[15],
+        dashboard_id=v[0],
+        key=v[16],
+        title=v[17],
+        kind=v[18],
+        sql=v[19],
+        spec=_json(v[20]) or {},
+        position=GridPosition(v[21], v[22], v[23], v[24]),
+        score=float(v[25]),
+        reason=v[26],
+        insights=_json(v[27]),
+        columns=list(_json(v[28]) or []),
+        version=v[29],
+        order=v[30],
+        created_at=v[31],
+        updated_at=v[32],
+    )
+    return dashboard, widget
 
 
 async def count_catalog_tables(session: AsyncSession, *, run_id: uuid.UUID) -> int:
