@@ -125,6 +125,11 @@ class Settings:
     persisted_queries: PersistedMode = "apq"
     persisted_queries_file: Path | None = None
     apq_ttl_seconds: int = 7 * 24 * 3600  # how long Redis keeps a registered document
+    # Dashboard pages and pictures (docs/dashboards.md, "The page and pictures").
+    public_url: str | None = None  # UDS_PUBLIC_URL: base of the links UDS hands out
+    dashboard_link_ttl_seconds: int = 3600  # how long a signed dashboard link opens the page
+    render_workers: int = 1  # processes that render Vega-Lite pictures (vl-convert)
+    picture_ttl_seconds: int = 24 * 3600  # how long Redis keeps a rendered picture
 
     @property
     def dev(self) -> bool:
@@ -199,6 +204,10 @@ class Settings:
             persisted_queries=_persisted_mode(env),
             persisted_queries_file=_existing_file(env, "UDS_PERSISTED_QUERIES_FILE"),
             apq_ttl_seconds=_int(env, "UDS_APQ_TTL_SECONDS", 7 * 24 * 3600),
+            public_url=(_url(env, "UDS_PUBLIC_URL", ("http://", "https://")) or "").rstrip("/") or None,
+            dashboard_link_ttl_seconds=_int(env, "UDS_DASHBOARD_LINK_TTL", 3600),
+            render_workers=_int(env, "UDS_RENDER_WORKERS", 1),
+            picture_ttl_seconds=_int(env, "UDS_PICTURE_TTL_SECONDS", 24 * 3600),
         )
 
 
