@@ -14,8 +14,9 @@ Every figure comes from the same run, on the same servers:
   the same stack (`{ tenant { slug } }`) and against the widget's SQL run directly with
   asyncpg on a connection kept open; sequential requests on one keep-alive connection,
   interleaved (trivial, warm, cold, direct, trivial, ...), medians and p90;
-* a PNG of a widget (the web side's renderer, `uds.dashboards.render`, when this build has
-  it) against the widget's data fetch.
+* a PNG of every widget of one dashboard (GET /dashboards/<id>/widgets/<wid>.png: the
+  first request renders it with vl-convert) against the widget's data fetch
+  (`widgetData(refresh: true)`), and the cached picture. bench/render.py looks closer.
 
 Targets (issue 9): generation <= 0.2x discovery; warm widgetData <= 1.5x the trivial
 request; cold widgetData <= 1.3x (direct SQL + trivial request).
@@ -246,12 +247,29 @@ async def measure_widget_data(
     return out
 
 
-async def measure_png(api: Api, dashboard: dict[str, Any], widget: dict[str, Any]) -> dict[str, Any] | None:
-    try:
-        from uds.dashboards import render  # type: ignore[attr-defined]  # noqa: F401
-    except ImportError:
-        return None
-    return None  # measured by bench/render.py once the renderer is merged
+async def measure_png(api: Api, dashboard: dict[str, Any]) -> dict[str, Any] | None:
+    """Each widget's first PNG (a render: the picture cache is keyed by widget version and
+    data) through GET /dashboards/<id>/widgets/<wid>.png, against its data fetch
+    (widgetData with refresh: true), and the same PNG again (the cached picture)."""
+    fetch, render, cached = [], [], []
+    for widget in dashboard["widgets"]:
+        variables = {"d": dashboard["id"], "w": widget["id"], "r": True}
+        started = time.perf_counter()
+        await api.gql(WIDGET_DATA, variables)
+        fetch.append(time.perf_counter() - started)
+        path = f"{api.url}/dashboards/{dashboard['id']}/widgets/{widget['id']}.png"
+        started = time.perf_counter()
+        response = await api.http.get(path)
+        render.append(time.perf_counter() - started)
+        if response.status_code == 404:
+            return None  # this build serves no pictures
+        assert response.status_code == 200 and response.content.startswith(b"\x89PNG"), response.status_code
+        started = time.perf_counter()
+        await api.http.get(path)
+        cached.append(time.perf_counter() - started)
+    out = {"widgets": len(fetch), "fetch": stats(fetch), "render": stats(render), "cached": stats(cached)}
+    out["ratio_render_fetch"] = out["render"]["median_ms"] / out["fetch"]["median_ms"]
+    return out
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -369,7 +387,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             result["widget_data"].append(
                 await measure_widget_data(api, with_database(database_url, shop_db), d, widget, args.requests)
             )
-        result["png"] = await measure_png(api, dashboards[GOALS[0]], dashboards[GOALS[0]]["widgets"][0])
+        say("PNG of every widget of one dashboard ...")
+        result["png"] = await measure_png(api, dashboards[GOALS[0]])
         await api.http.aclose()
     finally:
         children.stop()
@@ -406,11 +425,18 @@ def report(r: dict[str, Any]) -> None:
         for kind in ("trivial", "warm", "cold", "direct"):
             s = w[kind]
             print(f"    {kind:8} median {s['median_ms']:7.2f} ms   p90 {s['p90_ms']:7.2f} ms")
-    if r["png"] is None:
-        print("  PNG render: not measured (no renderer in this build; see bench/render.py)")
+    png = r["png"]
+    if png is None:
+        print("  PNG render: not measured (this build serves no pictures)")
+    else:
+        print(f"  PNG of {png['widgets']} widgets (first request renders; medians):")
+        for kind in ("fetch", "render", "cached"):
+            print(f"    {kind:8} median {png[kind]['median_ms']:7.2f} ms   p90 {png[kind]['p90_ms']:7.2f} ms")
     print()
     print(f"ratio generation/discovery (engine) = {e['ratio']:.3f}   (target <= 0.2)")
     print(f"ratio generation/discovery (jobs end to end) = {j['ratio']:.3f}")
+    if png is not None:
+        print(f"ratio png_render/widgetData_fetch = {png['ratio_render_fetch']:.2f}")
     for w in r["widget_data"]:
         print(
             f"ratio warm_widgetData/trivial_request [{w['widget']}] = "
