@@ -9,6 +9,8 @@ insights in a transaction of its own.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
 import functools
 import hashlib
@@ -27,7 +29,7 @@ from uds.dashboards.draft import GRID_COLUMNS, KINDS, DashboardDraft
 from uds.dashboards.insights import compute_insights
 from uds.dashboards.models import Dashboard, Widget
 from uds.dashboards.sqlcheck import check_widget_sql
-from uds.dashboards.vegalite import inline_data, json_value, validate_spec
+from uds.dashboards.vegalite import json_value, validate_spec
 from uds.datasources import service as sources
 from uds.datasources.guard import NetworkGuard
 from uds.datasources.models import DataSource
@@ -599,11 +601,24 @@ async def delete_dashboard(session: AsyncSession, *, dashboard_id: uuid.UUID | s
 # -- widget data -----------------------------------------------------------------------------
 
 
-def data_key(widget: WidgetRecord, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    digest = hashlib.sha256()
-    digest.update(f"{widget.id}:{widget.version}\n".encode())
-    digest.update(orjson.dumps([list(columns), [list(r) for r in rows]]))
+def data_key(widget: WidgetRecord, body: bytes) -> str:
+    """Stable hash of the widget's id and version and its rows (the entry's JSON body)."""
+    digest = hashlib.sha256(f"{widget.id}:{widget.version}\n".encode())
+    digest.update(body)
     return digest.hexdigest()[:32]
+
+
+def _tag(dashboard: DashboardRecord, widget: WidgetRecord) -> str:
+    return cache.cache_tag(
+        widget_version=widget.version,
+        source_id=str(dashboard.data_source_id),
+        source_version=dashboard.source_version,
+        run_id=str(dashboard.latest_run_id) if dashboard.latest_run_id else None,
+    )
+
+
+def _key(services: Any, tenant: str, widget_id: uuid.UUID | str) -> str:
+    return cache.cache_key(services.settings.redis_prefix, tenant=tenant, widget_id=str(widget_id))
 
 
 async def widget_data(
@@ -622,38 +637,68 @@ async def widget_data(
     """
     if widget.dashboard_id != dashboard.id:
         raise NotFound("no such widget on this dashboard")
-    settings = services.settings
-    key = cache.cache_key(
-        settings.redis_prefix,
-        tenant=tenant_slug,
-        widget_id=str(widget.id),
-        widget_version=widget.version,
-        source_id=str(dashboard.data_source_id),
-        source_version=dashboard.source_version,
-        run_id=str(dashboard.latest_run_id) if dashboard.latest_run_id else None,
+    hit = None if refresh else await cache.get(services.redis, _key(services, tenant_slug, widget.id))
+    return await _answer(services, tenant_slug, dashboard, widget, hit)
+
+
+async def read_widget_data(
+    services: Any,
+    tx: TransactionScope,
+    tenant: str,
+    dashboard_id: uuid.UUID | str,
+    widget_id: uuid.UUID | str,
+    *,
+    refresh: bool = False,
+) -> WidgetData:
+    """widgetData's path: the widget (one statement) and its cache entry are read at once."""
+    if refresh:
+        found = await get_widget(tx, tenant, dashboard_id, widget_id)
+        hit = None
+    else:
+        found, hit = await asyncio.gather(
+            get_widget(tx, tenant, dashboard_id, widget_id),
+            cache.get(services.redis, _key(services, tenant, widget_id)),
+        )
+    if found is None:
+        raise NotFound("no such widget on this dashboard")
+    return await _answer(services, tenant, *found, hit)
+
+
+async def _answer(
+    services: Any, tenant: str, dashboard: DashboardRecord, widget: WidgetRecord, hit: cache.Entry | None
+) -> WidgetData:
+    tag = _tag(dashboard, widget)
+    if hit is not None and hit.tag == tag:
+        with contextlib.suppress(KeyError, TypeError, ValueError):  # a body of another shape: a miss
+            return _result(widget, hit, cached=True)
+    entry = await _fetch(services, tenant, dashboard, widget, tag)
+    await cache.put(
+        services.redis,
+        _key(services, tenant, widget.id),
+        entry,
+        ttl=services.settings.widget_cache_ttl_seconds,
     )
-    if not refresh:
-        hit = await cache.get(services.redis, key)
-        if hit is not None:
-            columns = list(hit["columns"])
-            rows = [list(r) for r in hit["rows"]]
-            truncated = bool(hit["truncated"])
-            insights = list(hit.get("insights") or [])
-            return _result(widget, columns, rows, cached=True, truncated=truncated, insights=insights)
+    return _result(widget, entry, cached=False)
+
+
+async def _fetch(
+    services: Any, tenant: str, dashboard: DashboardRecord, widget: WidgetRecord, tag: str
+) -> cache.Entry:
+    settings = services.settings
     sql = check_sql(widget.sql, dashboard.schemas)
     pools = pools_for(services)
-    source_key = (tenant_slug, str(dashboard.data_source_id), dashboard.source_version)
+    source_key = (tenant, str(dashboard.data_source_id), dashboard.source_version)
     params = pools.params.get(source_key)
     if params is None:
-        async with transaction(services.engine, tenant_slug) as tx:
+        async with transaction(services.engine, tenant) as tx:
             session = await tx.tenant()
             source = await session.get(DataSource, dashboard.data_source_id)
             if source is None:
                 raise NotFound("the dashboard's data source no longer exists")
-            params = sources.connection_params(source, tenant=tenant_slug, cipher=services.credentials)
+            params = sources.connection_params(source, tenant=tenant, cipher=services.credentials)
         pools.params[source_key] = params
     fetched = await pools.fetch(
-        tenant=tenant_slug,
+        tenant=tenant,
         source_id=str(dashboard.data_source_id),
         source_version=dashboard.source_version,
         params=params,
@@ -662,39 +707,39 @@ async def widget_data(
         sql=sql,
         row_limit=settings.widget_row_limit,
     )
-    rows = [[json_value(v) for v in r] for r in fetched.rows]
     insights = widget.insights
     if insights is None:
         insights = compute_insights(widget.spec or widget.kind, fetched.columns, fetched.rows)
-        await _store_insights(services, tenant_slug, widget, insights)
-    await cache.put(
-        services.redis,
-        key,
-        {"columns": fetched.columns, "rows": rows, "truncated": fetched.truncated, "insights": insights},
-        ttl=settings.widget_cache_ttl_seconds,
+        await _store_insights(services, tenant, widget, insights)
+    # orjson writes the values as JSON (numbers stay numbers, times ISO 8601); json_value
+    # takes what it does not know (Decimal, timedelta, bytes, ...).
+    body = orjson.dumps(
+        {
+            "columns": fetched.columns,
+            "rows": [dict(zip(fetched.columns, r, strict=True)) for r in fetched.rows],
+            "truncated": fetched.truncated,
+            "insights": insights,
+        },
+        default=json_value,
     )
-    return _result(
-        widget, fetched.columns, rows, cached=False, truncated=fetched.truncated, insights=insights
-    )
+    return cache.Entry(tag, data_key(widget, body), body)
 
 
-def _result(
-    widget: WidgetRecord,
-    columns: list[str],
-    rows: list[list[Any]],
-    *,
-    cached: bool,
-    truncated: bool,
-    insights: list[str],
-) -> WidgetData:
+def _result(widget: WidgetRecord, entry: cache.Entry, *, cached: bool) -> WidgetData:
+    """The answer from an entry: rows are shared with the spec's data.values (nothing
+    mutates them); the spec is copied at its top level only."""
+    payload = orjson.loads(entry.body)
+    rows = payload["rows"]
+    spec = dict(widget.spec)
+    spec["data"] = {"values": rows}
     return WidgetData(
-        columns=columns,
-        rows=[dict(zip(columns, r, strict=True)) for r in rows],
-        spec=inline_data(widget.spec, columns, rows),
+        columns=list(payload["columns"]),
+        rows=rows,
+        spec=spec,
         cached=cached,
-        truncated=truncated,
-        data_key=data_key(widget, columns, rows),
-        insights=list(insights),
+        truncated=bool(payload["truncated"]),
+        data_key=entry.data_key,
+        insights=list(payload.get("insights") or []),
     )
 
 
