@@ -238,3 +238,49 @@ async def test_unknown_ids(world: World) -> None:
     d = await world.dashboard("payment methods", max_widgets=4)
     status, body = await world.gql(WIDGET_DATA, {"d": d["id"], "w": str(uuid.uuid4())})
     assert code(body) == "NOT_FOUND" and "no such widget" in body["errors"][0]["message"]
+
+
+async def test_generate_for_chosen_tables(world: World) -> None:
+    d = await world.dashboard(None, tables=["shop.payments"], max_widgets=5)
+    assert 1 <= len(d["widgets"]) <= 5
+    for w in d["widgets"]:
+        assert w["sourceColumns"] == [] or any(c.startswith("shop.payments.") for c in w["sourceColumns"]), w
+        assert '"shop"."payments"' in w["sql"], w["sql"]
+
+
+async def test_a_retried_job_stores_its_dashboard_once(world: World) -> None:
+    """The dashboard's id comes from the job's: storing the same draft again keeps one."""
+    from uds.dashboards import service
+    from uds.dashboards.generator import generate_dashboard
+    from uds.db import transaction
+    from uds.discovery import service as discovery
+
+    job_id = uuid.uuid4()
+    dashboard_id = service.dashboard_id_for_job(job_id)
+    assert dashboard_id == service.dashboard_id_for_job(job_id)
+    for _ in range(2):
+        async with transaction(world.server.services.engine, world.slug) as tx:
+            session = await tx.tenant()
+            found = await discovery.latest_catalog(session, data_source_id=uuid.UUID(world.source_id))
+            assert found is not None
+            draft = generate_dashboard(found.snapshot, goal="payment methods", max_widgets=4)
+            stored = await service.create_dashboard(
+                session,
+                tenant=world.slug,
+                dashboard_id=dashboard_id,
+                data_source_id=uuid.UUID(world.source_id),
+                run_id=found.run.id,
+                job_id=job_id,
+                draft=draft,
+                schemas=["shop"],
+                created_by="editor@d",
+            )
+            assert stored == dashboard_id
+    d = (await world.ok(DASHBOARD, {"id": str(dashboard_id)}))["dashboard"]
+    assert [w["title"] for w in d["widgets"]] == [w.title for w in draft.widgets]
+    async with world.server.services.engine.connect() as conn:
+        count = await conn.scalar(
+            text(f'select count(*) from "{tenant_schema(world.slug)}".widgets where dashboard_id = :d'),
+            {"d": dashboard_id},
+        )
+    assert count == len(draft.widgets)
