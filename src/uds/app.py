@@ -27,6 +27,8 @@ from uds.runtime import collect_less_often, settle_heap
 from uds.services import Services
 from uds.settings import Settings
 from uds.tenants.routing import TenantMiddleware
+from uds.web import routes as web
+from uds.web.assets import static_file
 
 READY_TIMEOUT = 2.0
 
@@ -81,6 +83,9 @@ def create_app(settings: Settings) -> Starlette:
             Route("/readyz", readyz),
             Route("/.well-known/jwks.json", jwks),
             Route("/oauth/token", token_endpoint, methods=["POST"]),
+            # The dashboard page and pictures, and the files pages load (uds.web).
+            *web.ROUTES,
+            Route("/static/{name:path}", static_file, methods=["GET"]),
         ],
         middleware=[
             # Outermost: request id, log context and request metrics (and the trace's

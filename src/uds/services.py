@@ -83,6 +83,12 @@ class Services:
         return services
 
     async def close(self) -> None:
+        from uds.dashboards.data import close_pools  # widget data connections to sources
+
+        await close_pools(self)
+        from uds.dashboards.render import close_pools as close_render_pools  # picture processes
+
+        await close_render_pools()
         await self.relay.stop()
         await self.registry.stop()
         await self.events.close()

@@ -82,6 +82,10 @@ class Settings:
     source_statement_timeout_ms: int = 30_000  # per statement UDS runs on a data source
     source_lock_timeout_ms: int = 2_000  # longest wait for a lock on a data source
     discovery_time_budget_seconds: float = 900.0  # one discovery run, at most
+    # Dashboards (docs/dashboards.md): widget data fetched from a data source.
+    widget_row_limit: int = 5_000  # rows one widgetData returns at most (truncated beyond)
+    widget_statement_timeout_ms: int = 10_000  # one widget query on the source, at most
+    widget_cache_ttl_seconds: int = 600  # how long fetched widget data is served from Redis
     # Limits and hardening (docs/limits.md). Rate limits per tenant and member come from the
     # plan; these cover requests without a tenant (per principal, or per client address).
     rate_limits: bool = True
@@ -123,6 +127,11 @@ class Settings:
     persisted_queries: PersistedMode = "apq"
     persisted_queries_file: Path | None = None
     apq_ttl_seconds: int = 7 * 24 * 3600  # how long Redis keeps a registered document
+    # Dashboard pages and pictures (docs/dashboards.md, "The page and pictures").
+    public_url: str | None = None  # UDS_PUBLIC_URL: base of the links UDS hands out
+    dashboard_link_ttl_seconds: int = 3600  # how long a signed dashboard link opens the page
+    render_workers: int = 1  # processes that render Vega-Lite pictures (vl-convert)
+    picture_ttl_seconds: int = 24 * 3600  # how long Redis keeps a rendered picture
 
     @property
     def dev(self) -> bool:
@@ -168,6 +177,9 @@ class Settings:
             source_statement_timeout_ms=_int(env, "UDS_SOURCE_STATEMENT_TIMEOUT_MS", 30_000),
             source_lock_timeout_ms=_int(env, "UDS_SOURCE_LOCK_TIMEOUT_MS", 2_000),
             discovery_time_budget_seconds=_float(env, "UDS_DISCOVERY_TIME_BUDGET", 900.0),
+            widget_row_limit=_int(env, "UDS_WIDGET_ROW_LIMIT", 5_000),
+            widget_statement_timeout_ms=_int(env, "UDS_WIDGET_STATEMENT_TIMEOUT_MS", 10_000),
+            widget_cache_ttl_seconds=_int(env, "UDS_WIDGET_CACHE_TTL", 600),
             rate_limits=_switch(env, "UDS_RATE_LIMITS", True),
             platform_requests_per_second=_int(env, "UDS_PLATFORM_RATE_LIMIT", 50),
             platform_request_burst=_int(env, "UDS_PLATFORM_RATE_BURST", 100),
@@ -195,6 +207,10 @@ class Settings:
             persisted_queries=_persisted_mode(env),
             persisted_queries_file=_existing_file(env, "UDS_PERSISTED_QUERIES_FILE"),
             apq_ttl_seconds=_int(env, "UDS_APQ_TTL_SECONDS", 7 * 24 * 3600),
+            public_url=(_url(env, "UDS_PUBLIC_URL", ("http://", "https://")) or "").rstrip("/") or None,
+            dashboard_link_ttl_seconds=_int(env, "UDS_DASHBOARD_LINK_TTL", 3600),
+            render_workers=_int(env, "UDS_RENDER_WORKERS", 1),
+            picture_ttl_seconds=_int(env, "UDS_PICTURE_TTL_SECONDS", 24 * 3600),
         )
 
 
