@@ -185,7 +185,7 @@ def next_step(job: dict[str, Any], last_seq: int) -> str:
         result = job.get("result") or {}
         if isinstance(result, dict) and result.get("dashboardId"):
             dashboard = result["dashboardId"]
-            return f"The dashboard is ready: get_dashboard(id='{dashboard}'); get_widget_image shows its widgets."
+            return f"The dashboard is ready: get_dashboard(id='{dashboard}'), then get_widget_image."
         return "The job finished; its result is in job.result."
     if status == "FAILED":
         return f"The job failed: {job.get('error') or 'no reason given'}."
