@@ -11,11 +11,14 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx2
 import pytest
+from mcp.client.extension import ClaimContext, ClientExtension, ResultClaim
 from mcp.client.streamable_http import streamable_http_client
+from mcp_types import CallToolResult, Request, RequestParams, Result
+from pydantic import Field, TypeAdapter
 
 from conftest import Server, make_tenant, start_server
 from discovery.kit import drop_database
@@ -26,7 +29,7 @@ from uds.settings import Settings
 from uds.workers.settings import make_worker, stop_worker
 
 ROOT = Path(__file__).resolve().parents[2]
-WAIT = 1.0  # the bounded wait of long-job calls without a progress token, in these tests
+WAIT = 0.2  # the bounded wait of long-job calls without a progress token, in these tests
 
 REGISTER = """
 mutation($input: DataSourceInput!) { registerDataSource(input: $input) {
@@ -149,3 +152,115 @@ def stdio_params(world: World, sub: str = "ed@a", tenant: str | None = None) -> 
     return StdioServerParameters(
         command=sys.executable, args=["-m", "uds.cli", "mcp", "--transport", "stdio"], env=env, cwd=str(ROOT)
     )
+
+
+# -- the tasks extension, client side (the SDK has none): claim `resultType: "task"` ------
+
+TASKS = "io.modelcontextprotocol/tasks"
+
+
+class CreateTaskResult(Result):
+    result_type: Literal["task"] = Field(alias="resultType")
+    task_id: str = Field(alias="taskId")
+    status: str
+    status_message: str | None = Field(default=None, alias="statusMessage")
+    poll_interval_milliseconds: int | None = Field(default=None, alias="pollIntervalMilliseconds")
+
+
+class TaskIdParams(RequestParams):
+    task_id: str = Field(alias="taskId")
+
+
+class GetTaskRequest(Request[TaskIdParams, Literal["tasks/get"]]):
+    method: Literal["tasks/get"] = "tasks/get"
+    name_param = "taskId"
+
+
+class CancelTaskRequest(Request[TaskIdParams, Literal["tasks/cancel"]]):
+    method: Literal["tasks/cancel"] = "tasks/cancel"
+    name_param = "taskId"
+
+
+ANY = TypeAdapter(dict[str, Any])
+
+
+async def get_task(session: Any, task_id: str) -> dict[str, Any]:
+    return await session.send_request(GetTaskRequest(params=TaskIdParams(task_id=task_id)), ANY)  # type: ignore[no-any-return]
+
+
+async def cancel_task(session: Any, task_id: str) -> dict[str, Any]:
+    return await session.send_request(CancelTaskRequest(params=TaskIdParams(task_id=task_id)), ANY)  # type: ignore[no-any-return]
+
+
+async def poll_task(session: Any, task_id: str, *, within: float = 60) -> tuple[dict[str, Any], list[str]]:
+    """tasks/get until the task ends: its last state and the status messages seen."""
+    messages: list[str] = []
+    deadline = time.monotonic() + within
+    while True:
+        task = await get_task(session, task_id)
+        messages.append(task.get("statusMessage") or "")
+        if task["status"] in ("completed", "failed", "cancelled"):
+            return task, messages
+        assert time.monotonic() < deadline, task
+        await asyncio.sleep(0.1)
+
+
+class TasksClient(ClientExtension):
+    """Declares the extension; finishes a task handle by polling tasks/get."""
+
+    identifier = TASKS
+
+    def claims(self) -> list[ResultClaim[Any]]:
+        async def resolve(result: CreateTaskResult, ctx: ClaimContext) -> CallToolResult:
+            task, _ = await poll_task(ctx.session, result.task_id)
+            return CallToolResult.model_validate(task["result"])
+
+        return [ResultClaim(result_type="task", model=CreateTaskResult, resolve=resolve)]
+
+
+# -- a TCP server that records what it receives and never answers ---------------------
+
+
+class Recorder:
+    """Stands in for a data source that hangs: records every byte a connection sends."""
+
+    def __init__(self) -> None:
+        self.received = bytearray()
+        self.connections = 0
+        self.server: asyncio.Server | None = None
+
+    async def start(self) -> int:
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            self.connections += 1
+            with contextlib.suppress(Exception):
+                while chunk := await reader.read(65536):
+                    self.received.extend(chunk)
+            writer.close()
+
+        self.server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        return int(self.server.sockets[0].getsockname()[1])
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+
+
+@pytest.fixture(scope="session")
+async def recorder() -> AsyncIterator[Recorder]:
+    rec = Recorder()
+    await rec.start()
+    yield rec
+    rec.close()
+
+
+@pytest.fixture(scope="session")
+async def slow_source(world: World, recorder: Recorder) -> str:
+    """A data source in tenant A whose server accepts and never answers (discovery hangs)."""
+    assert recorder.server is not None
+    port = recorder.server.sockets[0].getsockname()[1]
+    params = replace(world.shop, host="127.0.0.1", port=port, database="nowhere", password="pw-not-the-token")
+    status, body = await world.server.gql(
+        REGISTER, {"input": source_input(params, name="hangs")}, token=world.token("ed@a"), tenant=world.slug
+    )
+    assert body["data"]["registerDataSource"]["__typename"] == "DataSource", body
+    return body["data"]["registerDataSource"]["id"]  # type: ignore[no-any-return]

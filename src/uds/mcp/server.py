@@ -96,7 +96,7 @@ def unwrap(data: dict[str, Any], what: str) -> Any:
     if isinstance(value, dict) and "__typename" in value:
         typename = value["__typename"]
         if typename in ERROR_TYPES:
-            raise GatewayError(ERROR_TYPES[typename], value.get("message") or typename, value.get("reasons"))
+            raise GatewayError(ERROR_TYPES[typename], value.get("failure") or typename, value.get("reasons"))
         value = {k: v for k, v in value.items() if k != "__typename"}
     return value
 

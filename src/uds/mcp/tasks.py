@@ -131,12 +131,22 @@ class TasksExtension(Extension):
         return {"resultType": "complete"}
 
     async def _cancel(self, ctx: ServerRequestContext[Any, Any], params: TaskParams) -> HandlerResult:
+        gateway = self.server.gateway_for(ctx)
         try:
-            unwrap(await self.server.gateway_for(ctx).execute("CancelJob", {"id": params.task_id}), "task")
+            unwrap(await gateway.execute("CancelJob", {"id": params.task_id}), "task")
         except GatewayError as exc:
-            if exc.code != "NOT_FOUND":  # an unknown task is acknowledged, as the extension requires
+            # An unknown task (another tenant's job is one) is acknowledged, as the extension
+            # requires; a refusal of a task the caller can see carries the policy's reasons.
+            if exc.code != "NOT_FOUND" and await _visible(gateway, params.task_id):
                 raise _protocol_error(exc) from None
         return {"resultType": "complete"}
+
+
+async def _visible(gateway: Any, task_id: str) -> bool:
+    try:
+        return (await gateway.execute("GetJob", {"id": task_id})).get("job") is not None
+    except GatewayError:
+        return False
 
 
 def _protocol_error(exc: GatewayError) -> MCPError:

@@ -25,6 +25,7 @@ from graphql import (
     GraphQLScalarType,
     GraphQLSchema,
     OperationDefinitionNode,
+    Undefined,
     parse,
     type_from_ast,
 )
@@ -388,7 +389,7 @@ def json_schema(gtype: Any, description: str | None = None) -> dict[str, Any]:
         required = []
         for name, f in gtype.fields.items():
             out["properties"][name] = json_schema(f.type, f.description)
-            if isinstance(f.type, GraphQLNonNull) and f.default_value is None:
+            if isinstance(f.type, GraphQLNonNull) and f.default_value is Undefined:
                 required.append(name)
         if required:
             out["required"] = required
@@ -438,7 +439,7 @@ def _binding(spec: ToolSpec) -> Binding:
                 arg = snake(fname)
                 properties[arg] = json_schema(f.type, f.description)
                 mapping[arg] = (name, fname)
-                if isinstance(f.type, GraphQLNonNull) and f.default_value is None:
+                if isinstance(f.type, GraphQLNonNull) and f.default_value is Undefined:
                     required.append(arg)
             continue
         arg = snake(name)
