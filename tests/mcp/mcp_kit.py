@@ -60,6 +60,7 @@ def mcp_settings(migrated: Settings) -> Settings:
         redis_prefix=f"uds-test-mcp-{uuid.uuid4().hex[:8]}:",
         job_lease_seconds=3.0,
         mcp_wait_seconds=WAIT,
+        source_connect_timeout=5.0,
         mcp_progress_wait_seconds=90.0,
     )
 
@@ -235,6 +236,8 @@ class Recorder:
             with contextlib.suppress(Exception):
                 while chunk := await reader.read(65536):
                     self.received.extend(chunk)
+                    if b"closes" in chunk:  # a source of that name fails at once
+                        break
             writer.close()
 
         self.server = await asyncio.start_server(handle, "127.0.0.1", 0)
@@ -253,14 +256,24 @@ async def recorder() -> AsyncIterator[Recorder]:
     rec.close()
 
 
-@pytest.fixture(scope="session")
-async def slow_source(world: World, recorder: Recorder) -> str:
-    """A data source in tenant A whose server accepts and never answers (discovery hangs)."""
+async def recorded_source(world: World, recorder: Recorder, database: str) -> str:
     assert recorder.server is not None
     port = recorder.server.sockets[0].getsockname()[1]
-    params = replace(world.shop, host="127.0.0.1", port=port, database="nowhere", password="pw-not-the-token")
+    params = replace(world.shop, host="127.0.0.1", port=port, database=database, password="pw-not-the-token")
     status, body = await world.server.gql(
-        REGISTER, {"input": source_input(params, name="hangs")}, token=world.token("ed@a"), tenant=world.slug
+        REGISTER, {"input": source_input(params, name=database)}, token=world.token("ed@a"), tenant=world.slug
     )
     assert body["data"]["registerDataSource"]["__typename"] == "DataSource", body
     return body["data"]["registerDataSource"]["id"]  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="session")
+async def slow_source(world: World, recorder: Recorder) -> str:
+    """A data source in tenant A whose server accepts and never answers (discovery hangs)."""
+    return await recorded_source(world, recorder, "hangs")
+
+
+@pytest.fixture(scope="session")
+async def closing_source(world: World, recorder: Recorder) -> str:
+    """A data source in tenant A whose server reads the startup message and hangs up."""
+    return await recorded_source(world, recorder, "closes")
