@@ -1,4 +1,4 @@
-"""The `uds` command: up, serve, worker, jobs, migrate, tenants, token, schema."""
+"""The `uds` command: up, serve, worker, jobs, dashboards, migrate, tenants, token, schema."""
 
 from __future__ import annotations
 
@@ -57,6 +57,18 @@ def _parser() -> argparse.ArgumentParser:
     watch.add_argument("id", help="job id")
     watch.add_argument("--tenant", required=True, help="the job's tenant (slug)")
     watch.set_defaults(func=_jobs_watch)
+
+    dashboards = sub.add_parser("dashboards", help="generate dashboards")
+    dsub = dashboards.add_subparsers(metavar="ACTION", required=True)
+    dgen = dsub.add_parser("generate", help="generate a dashboard, show its progress, print its URL")
+    dgen.add_argument("--source", required=True, help="data source name")
+    dgen.add_argument("--goal", default="", help="what to show, in plain words")
+    dgen.add_argument("--tenant", default=DEMO_TENANT, help=f"tenant slug (default {DEMO_TENANT})")
+    dgen.add_argument("--table", action="append", default=[], help="only this table (repeatable)")
+    dgen.add_argument("--max-widgets", type=int, default=8, help="1 to 12 (default 8)")
+    dgen.add_argument("--png", type=Path, help="also write the dashboard's picture to this file")
+    dgen.add_argument("--as", dest="actor", default=DEV_SUBJECT, help=f"on behalf of (default {DEV_SUBJECT})")
+    dgen.set_defaults(func=_dashboards_generate)
 
     events = sub.add_parser("events", help="domain events (CloudEvents) on the Redis stream")
     esub = events.add_subparsers(dest="events_command", required=True)
@@ -380,6 +392,27 @@ def _worker(args: argparse.Namespace) -> int:
     finally:
         servers.stop()
     return 0
+
+
+def _dashboards_generate(args: argparse.Namespace) -> int:
+    from uds.dashboards.command import generate
+
+    servers = _resolved()
+    try:
+        return asyncio.run(
+            generate(
+                servers.settings,
+                tenant=args.tenant,
+                source=args.source,
+                goal=args.goal,
+                tables=args.table,
+                max_widgets=args.max_widgets,
+                png=args.png,
+                actor=args.actor,
+            )
+        )
+    finally:
+        servers.stop()
 
 
 def _jobs_watch(args: argparse.Namespace) -> int:

@@ -83,6 +83,9 @@ class Services:
         return services
 
     async def close(self) -> None:
+        from uds.dashboards.data import close_pools  # widget data connections to sources
+
+        await close_pools(self)
         await self.relay.stop()
         await self.registry.stop()
         await self.events.close()

@@ -81,6 +81,10 @@ class Settings:
     source_statement_timeout_ms: int = 30_000  # per statement UDS runs on a data source
     source_lock_timeout_ms: int = 2_000  # longest wait for a lock on a data source
     discovery_time_budget_seconds: float = 900.0  # one discovery run, at most
+    # Dashboards (docs/dashboards.md): widget data fetched from a data source.
+    widget_row_limit: int = 5_000  # rows one widgetData returns at most (truncated beyond)
+    widget_statement_timeout_ms: int = 10_000  # one widget query on the source, at most
+    widget_cache_ttl_seconds: int = 600  # how long fetched widget data is served from Redis
     # Limits and hardening (docs/limits.md). Rate limits per tenant and member come from the
     # plan; these cover requests without a tenant (per principal, or per client address).
     rate_limits: bool = True
@@ -171,6 +175,9 @@ class Settings:
             source_statement_timeout_ms=_int(env, "UDS_SOURCE_STATEMENT_TIMEOUT_MS", 30_000),
             source_lock_timeout_ms=_int(env, "UDS_SOURCE_LOCK_TIMEOUT_MS", 2_000),
             discovery_time_budget_seconds=_float(env, "UDS_DISCOVERY_TIME_BUDGET", 900.0),
+            widget_row_limit=_int(env, "UDS_WIDGET_ROW_LIMIT", 5_000),
+            widget_statement_timeout_ms=_int(env, "UDS_WIDGET_STATEMENT_TIMEOUT_MS", 10_000),
+            widget_cache_ttl_seconds=_int(env, "UDS_WIDGET_CACHE_TTL", 600),
             rate_limits=_switch(env, "UDS_RATE_LIMITS", True),
             platform_requests_per_second=_int(env, "UDS_PLATFORM_RATE_LIMIT", 50),
             platform_request_burst=_int(env, "UDS_PLATFORM_RATE_BURST", 100),

@@ -68,6 +68,22 @@ CASES: dict[str, Case] = {
         lambda w: {"id": w.source_id},
         EDITORS,
     ),
+    "generateDashboard": Case(  # no catalog yet: a ValidationError for those allowed
+        "mutation($id: ID!) { generateDashboard(input: {dataSourceId: $id, goal: \"x\"}) { __typename } }",
+        lambda w: {"id": w.source_id},
+        EDITORS,
+    ),
+    "updateDashboard": Case(
+        'mutation { updateDashboard(input: {id: "00000000-0000-4000-8000-000000000000", title: "t"}) '
+        "{ __typename } }",
+        lambda w: {},
+        EDITORS,
+    ),
+    "deleteDashboard": Case(
+        'mutation { deleteDashboard(id: "00000000-0000-4000-8000-000000000000") { __typename } }',
+        lambda w: {},
+        EDITORS,
+    ),
     "admin.createTenant": Case(
         'mutation($s: String!) { admin { createTenant(input: {slug: $s, name: "x"}) { __typename } } }',
         lambda w: {"s": unique_slug("new")},

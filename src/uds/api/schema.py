@@ -13,6 +13,7 @@ from strawberry.types import Info
 
 from uds.api import audit, principal, tenants
 from uds.api import catalog as catalog_api
+from uds.api import dashboards as dashboard_api
 from uds.api import datasources as source_api
 from uds.api import jobs as job_api
 from uds.api.admission import AdmissionExtension, Gate
@@ -65,6 +66,21 @@ class Query:
         description="What changed between two discovery runs.",
         extensions=[Policy("catalog.read")],
     )
+    dashboards: Connection[dashboard_api.Dashboard] = strawberry.field(
+        resolver=dashboard_api.dashboards,
+        description="The tenant's dashboards, newest first.",
+        extensions=[Policy("dashboard.read")],
+    )
+    dashboard: dashboard_api.Dashboard | None = strawberry.field(
+        resolver=dashboard_api.dashboard,
+        description="A dashboard by id.",
+        extensions=[Policy("dashboard.read")],
+    )
+    widget_data: dashboard_api.WidgetData = strawberry.field(
+        resolver=dashboard_api.widget_data,
+        description="A widget's rows from its data source (cached; refresh: fetch again).",
+        extensions=[Policy("widget.read")],
+    )
 
     @strawberry.field(description="The X-Tenant-ID tenant.", extensions=[Policy("tenant.read")])
     async def tenant(self, info: Info[Context, None]) -> tenants.Tenant | None:
@@ -107,6 +123,17 @@ class Mutation:
     )
     start_discovery: job_api.StartJobResult = strawberry.mutation(
         resolver=source_api.start_discovery, extensions=[Policy("discovery.start")]
+    )
+    generate_dashboard: job_api.StartJobResult = strawberry.mutation(
+        resolver=dashboard_api.generate_dashboard,
+        description="Generate a dashboard from a data source's catalog and a goal (a `dashboard` job).",
+        extensions=[Policy("dashboard.generate")],
+    )
+    update_dashboard: dashboard_api.UpdateDashboardResult = strawberry.mutation(
+        resolver=dashboard_api.update_dashboard, extensions=[Policy("dashboard.update")]
+    )
+    delete_dashboard: dashboard_api.DeleteDashboardResult = strawberry.mutation(
+        resolver=dashboard_api.delete_dashboard, extensions=[Policy("dashboard.delete")]
     )
 
     @strawberry.field(

@@ -111,6 +111,8 @@ class JobContext:
         self.attempt = attempt
         self.created_by = created_by
         self.cancel_seen = False  # set by the worker's heartbeat when a cancel is requested
+        # The job's message once it SUCCEEDED (default "succeeded"), e.g. a summary.
+        self.final_message: str | None = None
         self._done = dict(done_steps)
         self._scope = ""  # the step last entered: progress keys count from it
         self._reports = 0

@@ -327,7 +327,13 @@ async def _finish(
 ) -> None:
     async with transaction(services.engine, tenant) as tx:
         event = await finish(
-            await tx.tenant(), job.job_id, status=status, error=error, result=result, attempt=job.attempt
+            await tx.tenant(),
+            job.job_id,
+            status=status,
+            error=error,
+            result=result,
+            attempt=job.attempt,
+            message=job.final_message if status == SUCCEEDED else None,
         )
     if event is None:
         raise JobSuperseded(f"run {job.attempt} of job {job.job_id} ended after it was superseded")

@@ -1,0 +1,632 @@
+"""Stored dashboards: read, create from a draft, edit, delete, and fetch widget data.
+
+Functions taking a `session` work in the caller's tenant session and never commit.
+`widget_data` is the exception: it is called with the services and the tenant's slug,
+fetches rows from the data source (uds.dashboards.data), caches them in Redis
+(uds.dashboards.cache) and, the first time a widget's data is fetched, stores its
+insights in a transaction of its own.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import hashlib
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from uds.dashboards import cache
+from uds.dashboards.data import pools_for
+from uds.dashboards.draft import GRID_COLUMNS, KINDS, DashboardDraft
+from uds.dashboards.insights import compute_insights
+from uds.dashboards.models import Dashboard, Widget
+from uds.dashboards.sqlcheck import check_widget_sql
+from uds.dashboards.vegalite import inline_data, json_value, validate_spec
+from uds.datasources import service as sources
+from uds.datasources.guard import NetworkGuard
+from uds.datasources.models import DataSource
+from uds.db import transaction
+from uds.discovery.models import SUCCEEDED, CatalogTable, DiscoveryRun
+from uds.errors import BadUserInput, NotFound
+from uds.observability import events
+
+MAX_TITLE = 200
+MAX_WIDGETS_STORED = 24  # generation keeps at most 12; editing may add up to this many
+MAX_HEIGHT = 40
+DASHBOARD_NAMESPACE = uuid.UUID("6f1d0a52-4b8e-4d0e-9a39-1c4f3f0b9d11")
+
+
+@dataclass(frozen=True, slots=True)
+class GridPosition:
+    x: int
+    y: int
+    w: int
+    h: int
+
+
+@dataclass(frozen=True, slots=True)
+class WidgetRecord:
+    id: uuid.UUID
+    dashboard_id: uuid.UUID
+    key: str
+    title: str
+    kind: str
+    sql: str
+    spec: dict[str, Any]
+    position: GridPosition
+    score: float
+    reason: str
+    insights: list[str] | None
+    columns: list[str]
+    version: int
+    order: int
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class DashboardRecord:
+    id: uuid.UUID
+    data_source_id: uuid.UUID
+    run_id: uuid.UUID | None
+    job_id: uuid.UUID | None
+    title: str
+    goal: str | None
+    version: int
+    message: str
+    matched: bool
+    schemas: tuple[str, ...]
+    created_by: str
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    # The data source's version and its newest successful discovery run, as of the read:
+    # widget data is cached per both.
+    source_version: int
+    latest_run_id: uuid.UUID | None
+    widgets: list[WidgetRecord] = field(default_factory=list)
+
+    def widget(self, widget_id: uuid.UUID | str) -> WidgetRecord | None:
+        wanted = str(widget_id)
+        return next((w for w in self.widgets if str(w.id) == wanted), None)
+
+
+@dataclass(frozen=True, slots=True)
+class WidgetData:
+    """A widget's rows: `rows` as objects keyed by `columns`, `spec` with them inlined."""
+
+    columns: list[str]
+    rows: list[dict[str, Any]]
+    spec: dict[str, Any]
+    cached: bool
+    truncated: bool
+    # Stable hash of the widget id and version and the rows (picture caches key on it).
+    data_key: str
+    insights: list[str] = field(default_factory=list)
+
+
+def parse_id(value: object, what: str = "dashboard") -> uuid.UUID:
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        raise NotFound(f"no such {what}") from None
+
+
+def _widget(row: Widget) -> WidgetRecord:
+    return WidgetRecord(
+        id=row.id,
+        dashboard_id=row.dashboard_id,
+        key=row.key,
+        title=row.title,
+        kind=row.kind,
+        sql=row.sql,
+        spec=dict(row.spec or {}),
+        position=GridPosition(row.x, row.y, row.w, row.h),
+        score=float(row.score),
+        reason=row.reason,
+        insights=list(row.insights) if row.insights is not None else None,
+        columns=list(row.columns or []),
+        version=row.version,
+        order=row.position,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def _latest_run_subquery() -> Any:
+    return (
+        select(DiscoveryRun.id)
+        .where(DiscoveryRun.data_source_id == Dashboard.data_source_id, DiscoveryRun.status == SUCCEEDED)
+        .order_by(DiscoveryRun.started_at.desc(), DiscoveryRun.id.desc())
+        .limit(1)
+        .correlate(Dashboard)
+        .scalar_subquery()
+    )
+
+
+def _record(
+    row: Dashboard, source_version: int, latest_run: uuid.UUID | None, widgets: list[Widget]
+) -> DashboardRecord:
+    return DashboardRecord(
+        id=row.id,
+        data_source_id=row.data_source_id,
+        run_id=row.run_id,
+        job_id=row.job_id,
+        title=row.title,
+        goal=row.goal,
+        version=row.version,
+        message=row.message,
+        matched=row.matched,
+        schemas=tuple(row.schemas or ()),
+        created_by=row.created_by,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        source_version=source_version,
+        latest_run_id=latest_run,
+        widgets=[_widget(w) for w in widgets],
+    )
+
+
+async def get_dashboard(session: AsyncSession, dashboard_id: uuid.UUID | str) -> DashboardRecord | None:
+    """The dashboard with its widgets in layout order, or None (also for a malformed id)."""
+    try:
+        wanted = uuid.UUID(str(dashboard_id))
+    except ValueError:
+        return None
+    found = (
+        await session.execute(
+            select(Dashboard, DataSource.version, _latest_run_subquery())
+            .join(DataSource, DataSource.id == Dashboard.data_source_id)
+            .where(Dashboard.id == wanted)
+        )
+    ).first()
+    if found is None:
+        return None
+    row, source_version, latest = found
+    widgets = (
+        await session.scalars(
+            select(Widget).where(Widget.dashboard_id == wanted).order_by(Widget.position, Widget.id)
+        )
+    ).all()
+    return _record(row, source_version, latest, list(widgets))
+
+
+async def require_dashboard(session: AsyncSession, dashboard_id: uuid.UUID | str) -> DashboardRecord:
+    found = await get_dashboard(session, dashboard_id)
+    if found is None:
+        raise NotFound("no such dashboard")
+    return found
+
+
+async def count_dashboards(session: AsyncSession) -> int:
+    return int(await session.scalar(select(func.count()).select_from(Dashboard)) or 0)
+
+
+async def count_catalog_tables(session: AsyncSession, *, run_id: uuid.UUID) -> int:
+    return int(
+        await session.scalar(
+            select(func.count()).select_from(CatalogTable).where(CatalogTable.run_id == run_id)
+        )
+        or 0
+    )
+
+
+async def list_dashboards(
+    session: AsyncSession, *, limit: int, before: tuple[dt.datetime, uuid.UUID] | None = None
+) -> list[DashboardRecord]:
+    """Dashboards newest first, with their widgets (two statements for the page)."""
+    query = (
+        select(Dashboard, DataSource.version, _latest_run_subquery())
+        .join(DataSource, DataSource.id == Dashboard.data_source_id)
+        .order_by(Dashboard.created_at.desc(), Dashboard.id.desc())
+        .limit(limit)
+    )
+    if before is not None:
+        at, before_id = before
+        query = query.where(
+            (Dashboard.created_at < at) | ((Dashboard.created_at == at) & (Dashboard.id < before_id))
+        )
+    found = (await session.execute(query)).all()
+    ids = [r[0].id for r in found]
+    by_dashboard: dict[uuid.UUID, list[Widget]] = {i: [] for i in ids}
+    if ids:
+        for w in (
+            await session.scalars(
+                select(Widget).where(Widget.dashboard_id.in_(ids)).order_by(Widget.position, Widget.id)
+            )
+        ).all():
+            by_dashboard[w.dashboard_id].append(w)
+    return [_record(row, version, latest, by_dashboard[row.id]) for row, version, latest in found]
+
+
+def dashboard_id_for_job(job_id: uuid.UUID) -> uuid.UUID:
+    """The id of the dashboard a generation job stores (a retried run writes the same one)."""
+    return uuid.uuid5(DASHBOARD_NAMESPACE, f"job/{job_id}")
+
+
+async def create_dashboard(
+    session: AsyncSession,
+    *,
+    tenant: str,
+    dashboard_id: uuid.UUID,
+    data_source_id: uuid.UUID,
+    run_id: uuid.UUID | None,
+    job_id: uuid.UUID | None,
+    draft: DashboardDraft,
+    schemas: Sequence[str],
+    created_by: str,
+) -> uuid.UUID:
+    """Store a generated draft (idempotent: an existing dashboard with this id is kept)."""
+    if await session.get(Dashboard, dashboard_id) is not None:
+        return dashboard_id
+    session.add(
+        Dashboard(
+            id=dashboard_id,
+            data_source_id=data_source_id,
+            run_id=run_id,
+            job_id=job_id,
+            title=_clip(draft.title or "Dashboard", MAX_TITLE),
+            goal=draft.goal,
+            version=1,
+            message=draft.message or "",
+            matched=draft.matched,
+            schemas=sorted(set(schemas)),
+            created_by=created_by,
+        )
+    )
+    await session.flush()
+    for order, w in enumerate(draft.widgets):
+        session.add(
+            Widget(
+                id=uuid.uuid5(dashboard_id, w.key),
+                dashboard_id=dashboard_id,
+                key=w.key,
+                title=_clip(w.title, MAX_TITLE),
+                kind=w.kind,
+                sql=w.sql,
+                spec=w.spec,
+                x=w.position.x,
+                y=w.position.y,
+                w=w.position.w,
+                h=w.position.h,
+                score=w.score,
+                reason=w.reason,
+                insights=None,
+                columns=list(w.columns),
+                version=1,
+                position=order,
+            )
+        )
+    await session.flush()
+    return dashboard_id
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# -- editing ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class WidgetChange:
+    """One entry of updateDashboard's `widgets`: with `id` an edit, without one a new widget."""
+
+    id: str | None = None
+    title: str | None = None
+    sql: str | None = None
+    spec: dict[str, Any] | None = None
+    position: GridPosition | None = None
+
+
+def check_title(title: str) -> str:
+    title = (title or "").strip()
+    if not title or len(title) > MAX_TITLE or any(ord(c) < 32 for c in title):
+        raise BadUserInput(f"title must be 1-{MAX_TITLE} printable characters")
+    return title
+
+
+def check_position(pos: GridPosition) -> GridPosition:
+    if not (0 <= pos.x < GRID_COLUMNS and 1 <= pos.w <= GRID_COLUMNS and pos.x + pos.w <= GRID_COLUMNS):
+        raise BadUserInput(
+            f"position: x and w must fit the {GRID_COLUMNS}-column grid (x + w <= {GRID_COLUMNS})"
+        )
+    if not (0 <= pos.y <= 10_000 and 1 <= pos.h <= MAX_HEIGHT):
+        raise BadUserInput(f"position: y must be 0 or more and h between 1 and {MAX_HEIGHT}")
+    return pos
+
+
+def check_sql(sql: str, schemas: Sequence[str]) -> str:
+    """The statement as it will run (printed back by the checker), or BadUserInput."""
+    return _checked(sql, tuple(sorted(schemas)))
+
+
+@functools.lru_cache(maxsize=1024)
+def _checked(sql: str, schemas: tuple[str, ...]) -> str:
+    try:
+        return check_widget_sql(sql, allowed_schemas=schemas)
+    except BadUserInput as exc:
+        if "widget SQL" in exc.message:
+            raise
+        raise BadUserInput(f"widget SQL refused: {exc.message}") from None
+
+
+def check_spec(spec: Any) -> dict[str, Any]:
+    if not isinstance(spec, dict):
+        raise BadUserInput("a widget spec must be a JSON object")
+    validate_spec(spec)
+    return spec
+
+
+_MARK_KINDS = {
+    "bar": "bar",
+    "line": "timeseries",
+    "area": "timeseries",
+    "arc": "pie",
+    "point": "scatter",
+    "circle": "scatter",
+    "square": "scatter",
+    "text": "kpi",
+}
+
+
+def kind_of(spec: dict[str, Any], default: str = "table") -> str:
+    """The widget kind a spec says (usermeta.uds.kind), else its mark's, else `default`."""
+    meta = spec.get("usermeta")
+    uds = meta.get("uds") if isinstance(meta, dict) else None
+    kind = uds.get("kind") if isinstance(uds, dict) else None
+    if kind in KINDS:
+        return str(kind)
+    mark = spec.get("mark")
+    mark = mark.get("type") if isinstance(mark, dict) else mark
+    return _MARK_KINDS.get(mark, default) if isinstance(mark, str) else default
+
+
+async def update_dashboard(
+    session: AsyncSession,
+    *,
+    tenant: str,
+    dashboard_id: uuid.UUID | str,
+    actor: str,
+    title: str | None = None,
+    widgets: Sequence[WidgetChange] = (),
+    remove_widget_ids: Sequence[str] = (),
+) -> DashboardRecord:
+    """Apply the edits; every widget SQL and spec is checked first, so a refused edit changes
+    nothing. The dashboard's version goes up when anything changed (and dashboard.updated
+    is recorded); each edited widget's version goes up too."""
+    wanted = parse_id(dashboard_id)
+    row = await session.scalar(select(Dashboard).where(Dashboard.id == wanted).with_for_update())
+    if row is None:
+        raise NotFound("no such dashboard")
+    current = {
+        str(w.id): w
+        for w in (await session.scalars(select(Widget).where(Widget.dashboard_id == wanted))).all()
+    }
+    new_title = check_title(title) if title is not None else None
+    removing: list[str] = []
+    for raw in remove_widget_ids:
+        key = str(raw)
+        if key not in current:
+            raise NotFound(f"no widget {key} on this dashboard")
+        removing.append(key)
+    # Check everything before writing anything.
+    edits: list[tuple[WidgetChange, str | None, dict[str, Any] | None, str | None]] = []
+    for change in widgets:
+        if change.id is not None:
+            if str(change.id) not in current:
+                raise NotFound(f"no widget {change.id} on this dashboard")
+            if str(change.id) in removing:
+                raise BadUserInput(f"widget {change.id} is both edited and removed")
+        elif change.sql is None or change.spec is None:
+            raise BadUserInput("a new widget needs sql and spec")
+        sql = check_sql(change.sql, row.schemas or []) if change.sql is not None else None
+        spec = check_spec(change.spec) if change.spec is not None else None
+        new_widget_title = check_title(change.title) if change.title is not None else None
+        if change.position is not None:
+            check_position(change.position)
+        edits.append((change, sql, spec, new_widget_title))
+    added = sum(1 for c in widgets if c.id is None)
+    if len(current) - len(removing) + added > MAX_WIDGETS_STORED:
+        raise BadUserInput(f"a dashboard holds at most {MAX_WIDGETS_STORED} widgets")
+
+    changed = False
+    if new_title is not None and new_title != row.title:
+        row.title = new_title
+        changed = True
+    if removing:
+        await session.execute(delete(Widget).where(Widget.id.in_([uuid.UUID(k) for k in removing])))
+        changed = True
+    remaining = [w for k, w in current.items() if k not in removing]
+    next_order = max((w.position for w in remaining), default=-1) + 1
+    bottom = max((w.y + w.h for w in remaining), default=0)
+    now = dt.datetime.now(dt.UTC)
+    for change, sql, spec, new_widget_title in edits:
+        if change.id is not None:
+            w = current[str(change.id)]
+            touched = False
+            if new_widget_title is not None and new_widget_title != w.title:
+                w.title, touched = new_widget_title, True
+            if sql is not None and sql != w.sql:
+                w.sql, touched = sql, True
+                w.key = ""  # no longer the generated widget
+                w.columns = []
+                w.reason = "Edited by hand."
+            if spec is not None and spec != w.spec:
+                w.spec, touched = spec, True
+                w.kind = kind_of(spec, w.kind)
+            if change.position is not None:
+                p = change.position
+                if (p.x, p.y, p.w, p.h) != (w.x, w.y, w.w, w.h):
+                    w.x, w.y, w.w, w.h = p.x, p.y, p.w, p.h
+                    touched = True
+            if touched:
+                w.version += 1
+                w.insights = None  # computed again when its data is next fetched
+                w.updated_at = now
+                changed = True
+        else:
+            assert sql is not None and spec is not None
+            p = change.position or GridPosition(0, bottom, 6, 4)
+            session.add(
+                Widget(
+                    id=uuid.uuid4(),
+                    dashboard_id=row.id,
+                    key="",
+                    title=new_widget_title or "Widget",
+                    kind=kind_of(spec),
+                    sql=sql,
+                    spec=spec,
+                    x=p.x,
+                    y=p.y,
+                    w=p.w,
+                    h=p.h,
+                    score=0.0,
+                    reason="Added by hand.",
+                    insights=None,
+                    columns=[],
+                    version=1,
+                    position=next_order,
+                )
+            )
+            next_order += 1
+            bottom = max(bottom, p.y + p.h)
+            changed = True
+    if changed:
+        row.version += 1
+        row.updated_at = now
+        await session.flush()
+        await events.record(
+            session,
+            type="dashboard.updated",
+            tenant=tenant,
+            subject=f"dashboard/{row.id}",
+            data={"id": str(row.id), "version": row.version, "actor": actor},
+        )
+    await session.flush()
+    return await require_dashboard(session, row.id)
+
+
+async def delete_dashboard(session: AsyncSession, *, dashboard_id: uuid.UUID | str) -> None:
+    wanted = parse_id(dashboard_id)
+    result = await session.execute(delete(Dashboard).where(Dashboard.id == wanted).returning(Dashboard.id))
+    if result.first() is None:
+        raise NotFound("no such dashboard")
+
+
+# -- widget data -----------------------------------------------------------------------------
+
+
+def data_key(widget: WidgetRecord, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    digest = hashlib.sha256()
+    digest.update(f"{widget.id}:{widget.version}\n".encode())
+    digest.update(orjson.dumps([list(columns), [list(r) for r in rows]]))
+    return digest.hexdigest()[:32]
+
+
+async def widget_data(
+    services: Any,
+    tenant_slug: str,
+    dashboard: DashboardRecord,
+    widget: WidgetRecord,
+    *,
+    refresh: bool = False,
+) -> WidgetData:
+    """The widget's rows: from the cache, or fetched from the data source (see module doc).
+
+    Raises NotFound (a widget not on this dashboard, a data source gone from the tenant),
+    BadUserInput (stored SQL the checker refuses), SourceChanged (SOURCE_CHANGED) or
+    WidgetSourceError (SOURCE_UNAVAILABLE).
+    """
+    if widget.dashboard_id != dashboard.id:
+        raise NotFound("no such widget on this dashboard")
+    settings = services.settings
+    key = cache.cache_key(
+        settings.redis_prefix,
+        tenant=tenant_slug,
+        widget_id=str(widget.id),
+        widget_version=widget.version,
+        source_id=str(dashboard.data_source_id),
+        source_version=dashboard.source_version,
+        run_id=str(dashboard.latest_run_id) if dashboard.latest_run_id else None,
+    )
+    if not refresh:
+        hit = await cache.get(services.redis, key)
+        if hit is not None:
+            columns = list(hit["columns"])
+            rows = [list(r) for r in hit["rows"]]
+            truncated = bool(hit["truncated"])
+            insights = list(hit.get("insights") or [])
+            return _result(widget, columns, rows, cached=True, truncated=truncated, insights=insights)
+    sql = check_sql(widget.sql, dashboard.schemas)
+    pools = pools_for(services)
+    source_key = (tenant_slug, str(dashboard.data_source_id), dashboard.source_version)
+    params = pools.params.get(source_key)
+    if params is None:
+        async with transaction(services.engine, tenant_slug) as tx:
+            session = await tx.tenant()
+            source = await session.get(DataSource, dashboard.data_source_id)
+            if source is None:
+                raise NotFound("the dashboard's data source no longer exists")
+            params = sources.connection_params(source, tenant=tenant_slug, cipher=services.credentials)
+        pools.params[source_key] = params
+    fetched = await pools.fetch(
+        tenant=tenant_slug,
+        source_id=str(dashboard.data_source_id),
+        source_version=dashboard.source_version,
+        params=params,
+        guard=NetworkGuard.from_settings(settings),
+        settings=settings,
+        sql=sql,
+        row_limit=settings.widget_row_limit,
+    )
+    rows = [[json_value(v) for v in r] for r in fetched.rows]
+    insights = widget.insights
+    if insights is None:
+        insights = compute_insights(widget.spec or widget.kind, fetched.columns, fetched.rows)
+        await _store_insights(services, tenant_slug, widget, insights)
+    await cache.put(
+        services.redis,
+        key,
+        {"columns": fetched.columns, "rows": rows, "truncated": fetched.truncated, "insights": insights},
+        ttl=settings.widget_cache_ttl_seconds,
+    )
+    return _result(
+        widget, fetched.columns, rows, cached=False, truncated=fetched.truncated, insights=insights
+    )
+
+
+def _result(
+    widget: WidgetRecord,
+    columns: list[str],
+    rows: list[list[Any]],
+    *,
+    cached: bool,
+    truncated: bool,
+    insights: list[str],
+) -> WidgetData:
+    return WidgetData(
+        columns=columns,
+        rows=[dict(zip(columns, r, strict=True)) for r in rows],
+        spec=inline_data(widget.spec, columns, rows),
+        cached=cached,
+        truncated=truncated,
+        data_key=data_key(widget, columns, rows),
+        insights=list(insights),
+    )
+
+
+async def _store_insights(services: Any, tenant: str, widget: WidgetRecord, insights: list[str]) -> None:
+    """Keep the insights of the widget's first fetch (only if the widget was not edited since)."""
+    async with transaction(services.engine, tenant) as tx:
+        session = await tx.tenant()
+        await session.execute(
+            update(Widget)
+            .where(Widget.id == widget.id, Widget.version == widget.version, Widget.insights.is_(None))
+            .values(insights=insights)
+        )
