@@ -18,6 +18,7 @@ from uds.api.view import GraphQLView
 from uds.auth.middleware import AuthMiddleware
 from uds.auth.oauth import token_endpoint
 from uds.cors import cors_middleware
+from uds.dashboards.render import close_pools
 from uds.limits import BodyLimitMiddleware
 from uds.mcp.http import McpBridge, McpMiddleware
 from uds.observability.exposition import MetricsEndpoint
@@ -28,6 +29,8 @@ from uds.runtime import collect_less_often, settle_heap
 from uds.services import Services
 from uds.settings import Settings
 from uds.tenants.routing import TenantMiddleware
+from uds.web import routes as web
+from uds.web.assets import static_file
 
 READY_TIMEOUT = 2.0
 
@@ -50,6 +53,7 @@ def create_app(settings: Settings) -> Starlette:
             async with mcp.running(endpoint.view):
                 yield {"services": services}
         finally:
+            await close_pools()  # the render processes (uds.dashboards.render)
             await services.close()
             process_stopped()
 
@@ -84,6 +88,9 @@ def create_app(settings: Settings) -> Starlette:
             Route("/readyz", readyz),
             Route("/.well-known/jwks.json", jwks),
             Route("/oauth/token", token_endpoint, methods=["POST"]),
+            # The dashboard page and pictures, and the files pages load (uds.web).
+            *web.ROUTES,
+            Route("/static/{name:path}", static_file, methods=["GET"]),
         ],
         middleware=[
             # Outermost: request id, log context and request metrics (and the trace's

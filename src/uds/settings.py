@@ -125,12 +125,16 @@ class Settings:
     persisted_queries: PersistedMode = "apq"
     persisted_queries_file: Path | None = None
     apq_ttl_seconds: int = 7 * 24 * 3600  # how long Redis keeps a registered document
+    # Dashboard pages and pictures (docs/dashboards.md, "The page and pictures").
+    public_url: str | None = None  # UDS_PUBLIC_URL: base of the links UDS hands out
+    dashboard_link_ttl_seconds: int = 3600  # how long a signed dashboard link opens the page
+    render_workers: int = 1  # processes that render Vega-Lite pictures (vl-convert)
+    picture_ttl_seconds: int = 24 * 3600  # how long Redis keeps a rendered picture
     # MCP bridge (docs/mcp.md).
     mcp_wait_seconds: float = 50.0  # a long-job tool call without a progress token answers by then
     mcp_progress_wait_seconds: float = 240.0  # ... and one that streams progress notifications
     mcp_max_argument_bytes: int = 65_536  # a tool call's arguments, as JSON
     mcp_allowed_hosts: tuple[str, ...] = ("127.0.0.1:*", "localhost:*", "[::1]:*")  # Host header
-    mcp_public_url: str | None = None  # https://uds.example.com: the resource in OAuth metadata
 
     @property
     def dev(self) -> bool:
@@ -205,6 +209,10 @@ class Settings:
             persisted_queries=_persisted_mode(env),
             persisted_queries_file=_existing_file(env, "UDS_PERSISTED_QUERIES_FILE"),
             apq_ttl_seconds=_int(env, "UDS_APQ_TTL_SECONDS", 7 * 24 * 3600),
+            public_url=(_url(env, "UDS_PUBLIC_URL", ("http://", "https://")) or "").rstrip("/") or None,
+            dashboard_link_ttl_seconds=_int(env, "UDS_DASHBOARD_LINK_TTL", 3600),
+            render_workers=_int(env, "UDS_RENDER_WORKERS", 1),
+            picture_ttl_seconds=_int(env, "UDS_PICTURE_TTL_SECONDS", 24 * 3600),
             mcp_wait_seconds=_float(env, "UDS_MCP_WAIT_SECONDS", 50.0),
             mcp_progress_wait_seconds=_float(env, "UDS_MCP_PROGRESS_WAIT_SECONDS", 240.0),
             mcp_max_argument_bytes=_int(env, "UDS_MCP_MAX_ARGUMENT_BYTES", 65_536),
@@ -212,7 +220,6 @@ class Settings:
                 h.strip() for h in env.get("UDS_MCP_ALLOWED_HOSTS", "").split(",") if h.strip()
             )
             or ("127.0.0.1:*", "localhost:*", "[::1]:*"),
-            mcp_public_url=_url(env, "UDS_PUBLIC_URL", ("http://", "https://")),
         )
 
 

@@ -15,6 +15,7 @@ from uds.api import audit, principal, tenants
 from uds.api import catalog as catalog_api
 from uds.api import dashboards as dashboard_api
 from uds.api import datasources as source_api
+from uds.api import images as image_api
 from uds.api import jobs as job_api
 from uds.api.admission import AdmissionExtension, Gate
 from uds.api.context import Context
@@ -79,6 +80,16 @@ class Query:
     widget_data: dashboard_api.WidgetData = strawberry.field(
         resolver=dashboard_api.widget_data,
         description="A widget's rows from its data source (cached; refresh: fetch again).",
+        extensions=[Policy("widget.read")],
+    )
+    widget_image: image_api.Image = strawberry.field(
+        resolver=image_api.widget_image,
+        description="A widget's picture (PNG or SVG) from its current data, with a signed link to it.",
+        extensions=[Policy("widget.read")],
+    )
+    dashboard_image: image_api.Image = strawberry.field(
+        resolver=image_api.dashboard_image,
+        description="The dashboard as one PNG on its grid, with a signed link to it.",
         extensions=[Policy("widget.read")],
     )
 

@@ -112,6 +112,12 @@ class GraphQLView(GraphQL[Context, None]):
     def encode_json(self, data: object) -> bytes:
         return encode_json(data)
 
+    async def render_graphql_ide(self, request: Request) -> Response:
+        """GraphiQL from UDS's own files, not a CDN (uds.web.graphiql)."""
+        from uds.web.graphiql import graphiql_response
+
+        return graphiql_response()
+
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
         """graphql-transport-ws `connection_init`: who is calling, and in which tenant.
 

@@ -116,6 +116,10 @@ class SigningKey:
             claims["uds_kind"] = kind
         if tenant is not None:
             claims["tenant"] = tenant
+        return self.sign(claims)
+
+    def sign(self, claims: dict[str, Any]) -> str:
+        """`claims` as an ES256 JWT with this key's kid (callers set iss, aud and exp)."""
         header = {"alg": ALGORITHM, "kid": self._kid, "typ": "JWT"}
         return jwt.encode(header, claims, self._key, algorithms=[ALGORITHM])
 

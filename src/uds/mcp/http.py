@@ -99,7 +99,7 @@ class McpMiddleware:
             await self.app(scope, receive, send)
 
     def _base(self, scope: Scope) -> str:
-        configured = self.bridge.settings.mcp_public_url
+        configured = self.bridge.settings.public_url
         if configured:
             return configured.rstrip("/")
         host = (header(scope, b"host") or b"localhost").decode("latin-1")
