@@ -277,3 +277,19 @@ async def slow_source(world: World, recorder: Recorder) -> str:
 async def closing_source(world: World, recorder: Recorder) -> str:
     """A data source in tenant A whose server reads the startup message and hangs up."""
     return await recorded_source(world, recorder, "closes")
+
+
+@pytest.fixture(scope="session")
+async def discovered(world: World) -> dict[str, Any]:
+    """One discovery of the demo shop through MCP, with a progress callback."""
+    seen: list[tuple[float, float | None, str | None]] = []
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        seen.append((progress, total, message))
+
+    async with http_client(world) as client:
+        result = await client.call_tool(
+            "start_discovery", {"data_source_id": world.source_id}, progress_callback=on_progress
+        )
+    assert not result.is_error, result
+    return {"result": result.structured_content, "progress": seen}

@@ -16,7 +16,7 @@ from mcp_types import ResourceLink
 
 # The session's fixtures (tests/mcp has no conftest of its own: a package named `mcp`
 # would shadow the SDK).
-mcp_settings, mcp_server, mcp_worker, shop_db, world, recorder, slow_source = (
+mcp_settings, mcp_server, mcp_worker, shop_db, world, recorder, slow_source, discovered = (
     mcp_kit.mcp_settings,
     mcp_kit.mcp_server,
     mcp_kit.mcp_worker,
@@ -24,9 +24,14 @@ mcp_settings, mcp_server, mcp_worker, shop_db, world, recorder, slow_source = (
     mcp_kit.world,
     mcp_kit.recorder,
     mcp_kit.slow_source,
+    mcp_kit.discovered,
 )
 
 TOOL_NAMES = {
+    "generate_dashboard",
+    "get_dashboard",
+    "get_widget_data",
+    "get_widget_image",
     "list_data_sources",
     "register_data_source",
     "test_data_source",
@@ -39,26 +44,10 @@ TOOL_NAMES = {
 }
 
 
-@pytest.fixture(scope="session")
-async def discovered(world: World) -> dict[str, Any]:
-    """One discovery of the demo shop through MCP, with a progress callback."""
-    seen: list[tuple[float, float | None, str | None]] = []
-
-    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
-        seen.append((progress, total, message))
-
-    async with http_client(world) as client:
-        result = await client.call_tool(
-            "start_discovery", {"data_source_id": world.source_id}, progress_callback=on_progress
-        )
-    assert not result.is_error, result
-    return {"result": result.structured_content, "progress": seen}
-
-
 async def test_list_tools_have_titles_schemas_and_annotations(world: World) -> None:
     async with http_client(world) as client:
         tools = {t.name: t for t in (await client.list_tools()).tools}
-    assert set(tools) >= TOOL_NAMES
+    assert set(tools) == TOOL_NAMES  # exactly the list in API.md "MCP"
     for tool in tools.values():
         assert tool.title and tool.description and tool.input_schema["type"] == "object"
         assert tool.input_schema["additionalProperties"] is False

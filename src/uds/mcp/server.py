@@ -17,6 +17,7 @@ a client that declares the tasks extension gets a task handle (uds.mcp.tasks).
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import logging
@@ -27,7 +28,7 @@ import jsonschema
 from mcp.server.context import ServerRequestContext
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError
-from mcp_types import CallToolResult, ResourceLink, TextContent
+from mcp_types import CallToolResult, ImageContent, ResourceLink, TextContent
 from mcp_types import Tool as MCPTool
 
 from uds.mcp import catalog as cat
@@ -46,6 +47,7 @@ ERROR_TYPES = {
     "NotFound": "NOT_FOUND",
     "Conflict": "CONFLICT",
 }
+DEFAULT_ROWS = 50  # rows get_widget_data returns unless asked for more
 EVENTS_SHOWN = 20  # the most recent job events a followed-job result lists
 
 INSTRUCTIONS = (
@@ -298,6 +300,71 @@ class UdsMcpServer(MCPServer[Any]):
     ) -> CallToolResult:
         return await self.run_long_job(spec, arguments, gateway, context)
 
+    async def _tool_generate_dashboard(
+        self, spec: ToolSpec, arguments: dict[str, Any], gateway: Gateway, context: Any
+    ) -> CallToolResult:
+        return await self.run_long_job(spec, arguments, gateway, context)
+
+    async def _tool_get_dashboard(
+        self, spec: ToolSpec, arguments: dict[str, Any], gateway: Gateway, context: Any
+    ) -> CallToolResult:
+        dashboard = unwrap(await gateway.execute("GetDashboard", {"id": arguments["id"]}), "dashboard")
+        link = ResourceLink(
+            type="resource_link",
+            uri=f"uds://dashboards/{dashboard['id']}.png",
+            name=f"{dashboard['title']} (picture)",
+            description="The whole dashboard as a PNG picture",
+            mime_type="image/png",
+        )
+        return ok_result(dashboard, [link])
+
+    async def _tool_get_widget_data(
+        self, spec: ToolSpec, arguments: dict[str, Any], gateway: Gateway, context: Any
+    ) -> CallToolResult:
+        data = unwrap(await gateway.execute(spec.operation, variables_for(spec, arguments)), "widget")
+        cap = int(arguments.get("max_rows", DEFAULT_ROWS))
+        rows = data["rows"] if isinstance(data["rows"], list) else []
+        capped = len(rows) > cap
+        note = None
+        if capped:
+            note = (
+                f"Only the first {cap} of {len(rows)} rows are shown (max_rows). Aggregate, or read "
+                "the picture with get_widget_image, rather than paging through rows."
+            )
+        elif data["truncated"]:
+            note = "The widget's query returned more rows than UDS's row limit; these are the first ones."
+        return ok_result(
+            {
+                "columns": data["columns"],
+                "rows": rows[:cap],
+                "rowsReturned": min(cap, len(rows)),
+                "rowsAvailable": len(rows),
+                "rowsCapped": capped,
+                "truncated": data["truncated"],
+                "cached": data["cached"],
+                "insights": data["insights"],
+                "note": note,
+            }
+        )
+
+    async def _tool_get_widget_image(
+        self, spec: ToolSpec, arguments: dict[str, Any], gateway: Gateway, context: Any
+    ) -> CallToolResult:
+        data = await gateway.execute(spec.operation, variables_for(spec, arguments))
+        image, dashboard = data.get("widgetImage"), data.get("dashboard")
+        if image is None or dashboard is None:
+            raise GatewayError("NOT_FOUND", "no such dashboard or widget in this tenant")
+        structured = {
+            "dashboardId": arguments["dashboard_id"],
+            "widgetId": arguments["widget_id"],
+            "mediaType": image["mediaType"],
+            "imageUrl": image["url"],
+            "dashboardUrl": dashboard["url"],
+            "dashboardTitle": dashboard["title"],
+        }
+        picture = ImageContent(type="image", data=image["base64"], mime_type=image["mediaType"])
+        return ok_result(structured, [picture])
+
     async def _tool_get_job(
         self, spec: ToolSpec, arguments: dict[str, Any], gateway: Gateway, context: Any
     ) -> CallToolResult:
@@ -428,6 +495,33 @@ class UdsMcpServer(MCPServer[Any]):
             except GatewayError as exc:
                 raise ResourceError(f"{exc.code}: {exc.message}") from None
             return json.dumps(found, ensure_ascii=False)
+
+        @self.resource(
+            "uds://dashboards/{id}.png",
+            name="dashboard picture",
+            title="A dashboard as a picture",
+            description="The whole dashboard rendered as one PNG.",
+            mime_type="image/png",
+        )
+        async def dashboard_picture(id: str, ctx: Context[Any, Any]) -> bytes:
+            async def read(gateway: Gateway) -> Any:
+                return unwrap(await gateway.execute("GetDashboardImage", {"id": id}), "dashboard")
+
+            image = await server._resource_call(ctx, read)
+            return base64.b64decode(image["base64"])
+
+        @self.resource(
+            "uds://dashboards/{id}",
+            name="dashboard",
+            title="A dashboard",
+            description="A dashboard with its widgets (JSON).",
+            mime_type="application/json",
+        )
+        async def dashboard_resource(id: str, ctx: Context[Any, Any]) -> str:
+            async def read(gateway: Gateway) -> Any:
+                return unwrap(await gateway.execute("GetDashboard", {"id": id}), "dashboard")
+
+            return json.dumps(await server._resource_call(ctx, read), ensure_ascii=False)
 
         @self.resource(
             "uds://jobs/{id}",

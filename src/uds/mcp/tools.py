@@ -321,6 +321,99 @@ TOOLS: tuple[ToolSpec, ...] = (
         },
     ),
     ToolSpec(
+        name="generate_dashboard",
+        title="Generate a dashboard",
+        description=(
+            "Build a dashboard from a discovered data source and a goal in plain words (e.g. "
+            "'revenue over time by category'): UDS picks charts that answer it from what discovery "
+            "measured, writes each one's read-only SQL and Vega-Lite spec, and lays them out. It runs "
+            "as a background job, followed like start_discovery; when it has SUCCEEDED, job.result "
+            "has the dashboardId for get_dashboard. Needs the EDITOR role and a discovered source."
+        ),
+        operation="GenerateDashboard",
+        flatten="input",
+        output=FOLLOWED_JOB,
+        extra={"wait_seconds": WAIT_ARGUMENT},
+        long_job=True,
+    ),
+    ToolSpec(
+        name="get_dashboard",
+        title="Read a dashboard",
+        description=(
+            "A dashboard's title, goal, link (url, for a person to open) and widgets: for each its "
+            "title, kind, SQL, Vega-Lite spec (without data), grid position, score and the reason it "
+            "was chosen. Fetch a widget's rows with get_widget_data, its picture with get_widget_image."
+        ),
+        operation="GetDashboard",
+        output={
+            "type": "object",
+            "properties": {
+                "id": {"type": "string"},
+                "title": {"type": "string"},
+                "goal": NULLABLE_STRING,
+                "url": {"type": "string"},
+                "widgets": {"type": "array", "items": {"type": "object"}},
+            },
+            "required": ["id", "title", "url", "widgets"],
+        },
+        docs={"id": "The dashboard's id (job.result.dashboardId of generate_dashboard)."},
+    ),
+    ToolSpec(
+        name="get_widget_data",
+        title="Read a widget's data",
+        description=(
+            "The rows behind one widget of a dashboard (its SQL run on the data source, read-only, "
+            "cached), with the insights found in them. At most max_rows rows are returned (default "
+            "50); rowsCapped says when there were more: then aggregate instead of reading them all."
+        ),
+        operation="GetWidgetData",
+        extra={
+            "max_rows": {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": 1000,
+                "description": "Most rows to return (default 50).",
+            },
+            "refresh": {"type": "boolean", "description": "Run the SQL again instead of using the cache."},
+        },
+        output={
+            "type": "object",
+            "properties": {
+                "columns": {"type": "array", "items": {"type": "string"}},
+                "rows": {"type": "array", "items": {"type": "object"}},
+                "rowsReturned": {"type": "integer"},
+                "rowsAvailable": {"type": "integer"},
+                "rowsCapped": {"type": "boolean"},
+                "truncated": {"type": "boolean"},
+                "cached": {"type": "boolean"},
+                "insights": {"type": "array", "items": {"type": "string"}},
+                "note": NULLABLE_STRING,
+            },
+            "required": ["columns", "rows", "rowsReturned", "rowsCapped", "truncated"],
+        },
+    ),
+    ToolSpec(
+        name="get_widget_image",
+        title="See a widget",
+        description=(
+            "A PNG picture of one widget of a dashboard (rendered from its Vega-Lite spec and current "
+            "data), with the dashboard's URL to give to a person."
+        ),
+        operation="GetWidgetImage",
+        output={
+            "type": "object",
+            "properties": {
+                "dashboardId": {"type": "string"},
+                "widgetId": {"type": "string"},
+                "mediaType": {"type": "string"},
+                "imageUrl": {"type": "string"},
+                "dashboardUrl": {"type": "string"},
+                "dashboardTitle": {"type": "string"},
+            },
+            "required": ["dashboardId", "widgetId", "mediaType", "dashboardUrl"],
+        },
+    ),
+    ToolSpec(
         name="get_job",
         title="Follow a job",
         description=(
