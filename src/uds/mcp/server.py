@@ -271,11 +271,10 @@ class UdsMcpServer(MCPServer[Any]):
             raise ToolFailure(
                 "BAD_USER_INPUT", f"arguments are {size} bytes as JSON; at most {limit} are accepted"
             )
-        try:
-            jsonschema.validate(arguments, binding(spec).input_schema)
-        except jsonschema.ValidationError as exc:
-            where = ".".join(str(p) for p in exc.absolute_path) or "arguments"
-            raise ToolFailure("BAD_USER_INPUT", f"{where}: {exc.message}") from None
+        error = jsonschema.exceptions.best_match(validator(spec).iter_errors(arguments))
+        if error is not None:
+            where = ".".join(str(p) for p in error.absolute_path) or "arguments"
+            raise ToolFailure("BAD_USER_INPUT", f"{where}: {error.message}")
         return spec, arguments
 
     def wait_bound(self, context: Context[Any, Any] | None, asked: float | None) -> tuple[float, bool]:
@@ -541,6 +540,19 @@ class UdsMcpServer(MCPServer[Any]):
             return await call(self.gateway_for(ctx.request_context))
         except GatewayError as exc:
             raise ResourceError(f"{exc.code}: {exc.message}") from None
+
+
+_VALIDATORS: dict[str, Any] = {}
+
+
+def validator(spec: ToolSpec) -> Any:
+    """The tool's input-schema validator (checking a schema costs more than using it)."""
+    found = _VALIDATORS.get(spec.name)
+    if found is None:
+        schema = binding(spec).input_schema
+        jsonschema.Draft202012Validator.check_schema(schema)
+        found = _VALIDATORS[spec.name] = jsonschema.Draft202012Validator(schema)
+    return found
 
 
 def table_uri(source: str, table: str) -> str:
