@@ -108,6 +108,12 @@ async def test_without_progress_token_answers_within_the_bound_and_get_job_finis
             last = followed["lastSeq"]
             if followed["done"]:
                 break
+        # Asked after the end, from the start: the events are replayed up to the last one.
+        again = await client.call_tool(
+            "get_job", {"id": first["job"]["id"], "after_seq": 0, "wait_seconds": 5}
+        )
+        replay = again.structured_content
+        assert replay["done"] and replay["lastSeq"] == last == replay["events"][-1]["seq"], replay
     assert followed["done"] and followed["job"]["status"] == "SUCCEEDED", followed
     assert seqs == sorted(set(seqs)) and seqs, seqs  # no event reported twice
 

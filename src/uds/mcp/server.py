@@ -151,7 +151,9 @@ async def follow_job(
     events: list[dict[str, Any]] = []
     last = after_seq
     job = unwrap(await gateway.execute("GetJob", {"id": job_id}), "job")
-    if job["status"] not in FINAL and wait > 0:
+    # An ended job's events are replayed (then the stream ends), so a follower that asks
+    # after the end still gets the events it has not seen and an up-to-date lastSeq.
+    if wait > 0:
 
         async def consume() -> None:
             nonlocal last
@@ -166,7 +168,8 @@ async def follow_job(
 
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(consume(), wait)
-        job = unwrap(await gateway.execute("GetJob", {"id": job_id}), "job")
+        if job["status"] not in FINAL:
+            job = unwrap(await gateway.execute("GetJob", {"id": job_id}), "job")
     done = job["status"] in FINAL
     if done and progress is not None:
         await progress.final(job)
