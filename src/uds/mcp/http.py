@@ -21,6 +21,7 @@ resource-metadata hint) and after the body-size limit.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator
@@ -74,9 +75,31 @@ class McpBridge:
 
     @contextlib.asynccontextmanager
     async def running(self, view: Any) -> AsyncIterator[None]:
+        """The session manager, running while the app does.
+
+        It runs in a task of its own: its task group must be left in the task that entered
+        it, and a lifespan may be entered and left by different tasks (an ASGI server does
+        both in one; tests that drive the lifespan from fixtures may not).
+        """
         self.view = view
-        async with self.manager.run():
+        started, stop = asyncio.Event(), asyncio.Event()
+
+        async def serve() -> None:
+            async with self.manager.run():
+                started.set()
+                await stop.wait()
+
+        task = asyncio.create_task(serve(), name="mcp-session-manager")
+        ready = asyncio.create_task(started.wait())
+        await asyncio.wait([task, ready], return_when=asyncio.FIRST_COMPLETED)
+        if task.done():
+            ready.cancel()
+            task.result()  # raises why it could not start
+        try:
             yield
+        finally:
+            stop.set()
+            await task
 
 
 class McpMiddleware:
