@@ -6,9 +6,13 @@ from __future__ import annotations
 import time
 
 import httpx
+import httpx2
 import mcp_kit
 import pytest
+from mcp.client.streamable_http import streamable_http_client
 from mcp_kit import Recorder, World, http_client
+
+from mcp import Client
 
 mcp_settings, mcp_server, mcp_worker, shop_db, world, recorder, closing_source = (
     mcp_kit.mcp_settings,
@@ -69,13 +73,29 @@ async def test_missing_or_bad_tokens_get_401_with_resource_metadata(world: World
 
 
 async def test_a_tenant_bound_service_token_needs_no_header(world: World) -> None:
-    token = world.token("svc-1", kind="service", tenant=world.other)
-    headers = {**ACCEPT, "authorization": f"Bearer {token}"}
+    data = await world.server.admin(
+        'mutation($s: String!) { admin { createServiceClient(slug: $s, name: "bot", role: VIEWER) {'
+        " __typename ... on ServiceClient { clientId clientSecret } } } }",
+        {"s": world.other},
+    )
+    made = data["admin"]["createServiceClient"]
     async with httpx.AsyncClient() as http:
-        # Bound to B: naming A is refused, naming nothing works in B.
-        assert (
-            await http.post(world.mcp_url, json=LIST, headers={**headers, "x-tenant-id": world.slug})
-        ).status_code == 403
+        answer = await http.post(
+            f"{world.server.url}/oauth/token",
+            data={"grant_type": "client_credentials"},
+            auth=(made["clientId"], made["clientSecret"]),
+        )
+        token = answer.json()["access_token"]
+        # Bound to tenant B by its claim: naming tenant A is refused...
+        headers = {**ACCEPT, "authorization": f"Bearer {token}", "x-tenant-id": world.slug}
+        assert (await http.post(world.mcp_url, json=LIST, headers=headers)).status_code == 403
+    # ... and without a header it works in B.
+    async with (
+        httpx2.AsyncClient(headers={"authorization": f"Bearer {token}"}) as http2,
+        Client(streamable_http_client(world.mcp_url, http_client=http2)) as client,  # type: ignore[arg-type]
+    ):
+        listed = await client.call_tool("list_data_sources", {})
+        assert [s["id"] for s in listed.structured_content["dataSources"]] == [world.other_source_id]
 
 
 async def test_no_request_from_the_bridge_carries_the_callers_token(
