@@ -61,6 +61,8 @@ def mcp_settings(migrated: Settings) -> Settings:
         job_lease_seconds=3.0,
         mcp_wait_seconds=WAIT,
         source_connect_timeout=5.0,
+        db_pool_size=4,  # the machine's PostgreSQL is shared: keep this session's footprint small
+        worker_concurrency=4,
         mcp_progress_wait_seconds=90.0,
     )
 
