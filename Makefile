@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint bench schema clean
+.PHONY: run test lint bench schema clean web-assets
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,10 +14,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-run: $(STAMP)
+# GraphiQL's browser files (React, GraphiQL), pinned, from the npm registry with `npm pack`
+# (uds.web.vendor). Without npm they are skipped with a warning: GraphiQL then answers 503.
+web-assets: $(STAMP)
+	@$(BIN)/python -m uds.web.vendor || echo "make: continuing without GraphiQL's files (see above)"
+
+run: $(STAMP) web-assets
 	$(BIN)/uds up
 
-test: $(STAMP)
+test: $(STAMP) web-assets
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
@@ -29,6 +34,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/policy_decisions.py
 	$(BIN)/python bench/job_events.py
 	$(BIN)/python bench/discovery.py
+	$(BIN)/python bench/render.py
 
 schema: $(STAMP)
 	$(BIN)/uds schema --write

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+from pathlib import Path
 
 from dashboards.app_kit import World
 from uds.dashboards.command import generate
@@ -27,6 +28,25 @@ async def test_cli_generates_and_prints_the_url(world: World) -> None:
     assert found, url
     data = await world.ok("query($id: ID!) { dashboard(id: $id) { goal widgets { id } } }", {"id": found[1]})
     assert data["dashboard"]["goal"] == "payment methods" and data["dashboard"]["widgets"]
+
+
+async def test_cli_writes_the_picture(world: World, tmp_path: Path) -> None:
+    err, out = io.StringIO(), io.StringIO()
+    png = tmp_path / "d.png"
+    code = await generate(
+        world.server.settings,
+        tenant=world.slug,
+        source="demo-shop",
+        goal="how many orders per status",
+        max_widgets=2,
+        png=png,
+        actor="editor@d",
+        out=err,
+        stdout=out,
+    )
+    assert code == 0, err.getvalue()
+    assert png.read_bytes().startswith(b"\x89PNG\r\n\x1a\n") and png.stat().st_size > 5_000
+    assert f"wrote {png}" in err.getvalue()
 
 
 async def test_cli_refuses_an_unknown_source(world: World) -> None:

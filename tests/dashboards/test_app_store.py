@@ -209,7 +209,11 @@ async def test_cache_hit_then_miss_on_a_new_source_version(world: World) -> None
 
 async def test_grafana_export_and_url(world: World) -> None:
     d = await world.dashboard("revenue over time by category", max_widgets=6)
-    assert d["url"].startswith("/dashboards/" + d["id"])
+    # The page link is signed for the caller; a browser opens it without headers.
+    assert d["url"].startswith(f"/dashboards/{d['id']}?sig=")
+    page = await world.server.http.get(world.server.url + d["url"])
+    assert page.status_code == 200 and d["title"] in page.text
+    assert (await world.server.http.get(f"{world.server.url}/dashboards/{d['id']}")).status_code == 401
     # The free plan has no grafana_export: refused with the policy's reason.
     status, body = await world.gql(GRAFANA, {"id": d["id"]})
     assert code(body) == "FORBIDDEN", body

@@ -35,8 +35,15 @@ async def open_page(browser: Any, world: World, url: str, shot: Path) -> dict[st
         response = await page.goto(url, wait_until="networkidle")
         assert response is not None
         await page.screenshot(path=str(shot), full_page=True)
-        return {"page": page, "context": context, "status": response.status, "headers": response.headers,
-                "errors": errors, "blocked": blocked, "failed": failed}  # fmt: skip
+        return {
+            "page": page,
+            "context": context,
+            "status": response.status,
+            "headers": response.headers,
+            "errors": errors,
+            "blocked": blocked,
+            "failed": failed,
+        }
     except BaseException:
         await context.close()
         raise

@@ -25,16 +25,12 @@ from uds.api.results import NotAllowed, NotFound, ValidationError, mutate
 from uds.dashboards import service
 from uds.dashboards.generator import MAX_WIDGETS
 from uds.dashboards.grafana import grafana_dashboard
+from uds.dashboards.links import dashboard_url as signed_url
 from uds.datasources import service as sources
 from uds.discovery import service as discovery
 from uds.errors import BadUserInput
 from uds.errors import NotFound as Missing
 from uds.jobs import service as jobs
-
-try:  # signed links, once the web side (uds.dashboards.links) is there
-    from uds.dashboards.links import dashboard_url as _signed_url  # type: ignore[import-not-found]
-except ImportError:  # pragma: no cover - depends on the tree
-    _signed_url = None
 
 MAX_GOAL = 500
 MAX_TABLES = 50
@@ -124,7 +120,7 @@ class Dashboard:
         )
 
     @strawberry.field(
-        description="Where the dashboard's page is (GET /dashboards/{id}).",
+        description="A signed link to the dashboard's page (GET /dashboards/{id}?sig=...), for the caller.",
         extensions=[NoPolicy("computed from the dashboard already read")],
     )
     def url(self, info: Info[Context, None]) -> str:
@@ -170,10 +166,14 @@ def grafana_json(d: service.DashboardRecord) -> dict[str, Any]:
 
 
 def dashboard_url(ctx: Context, dashboard_id: uuid.UUID) -> str:
-    """A signed link when the web side provides one, else the plain page path."""
-    if _signed_url is not None and ctx.tenant is not None:
-        return str(_signed_url(ctx.services.settings, ctx.tenant.slug, dashboard_id))
-    return f"/dashboards/{dashboard_id}"
+    """A signed link to the page, for the caller (their membership is checked when opened)."""
+    return signed_url(
+        ctx.services.settings,
+        ctx.require_tenant().slug,
+        dashboard_id,
+        ctx.require_principal().subject,
+        key=ctx.services.signing_key,
+    )
 
 
 @strawberry.type(description="A widget's rows from its data source, and its spec with them inlined.")
@@ -260,13 +260,9 @@ async def widget_data(
     ctx = info.context
     tenant = ctx.require_tenant()
     await ctx.authorize("widget.read", {"id": str(widget_id)})
-    found = await service.get_dashboard(await ctx.tx.tenant(), dashboard_id)
-    if found is None:
-        raise Missing("no such dashboard")
-    widget = found.widget(widget_id)
-    if widget is None:
-        raise Missing("no such widget on this dashboard")
-    data = await service.widget_data(ctx.services, tenant.slug, found, widget, refresh=refresh)
+    data = await service.read_widget_data(
+        ctx.services, ctx.tx, tenant.slug, dashboard_id, widget_id, refresh=refresh
+    )
     return WidgetData(
         columns=data.columns,
         rows=data.rows,

@@ -1,52 +1,55 @@
-"""Widget data in Redis, per (tenant, widget id and version, data source id and version).
+"""Widget data in Redis: one entry per (tenant, widget), tagged with what its rows depend on.
 
-The key names everything the rows depend on: an edited widget (new version), a changed
-connection (new source version) or a new discovery run of the source each read under a
-new key, so nothing is ever invalidated by hand; entries expire after
-`widget_cache_ttl_seconds`. Redis failing is a miss (logged), never an error: the rows
-are fetched from the source instead.
+The entry's tag names the widget's version, the data source's id and version and the
+source's newest discovery run: an edited widget, a changed connection or a new discovery
+each make the tag differ, and a tag that differs is a miss (the entry is then replaced),
+so nothing is ever invalidated by hand. The key needs no database read, so a request can
+read the entry while it reads the widget. Entries expire after `widget_cache_ttl_seconds`.
+
+An entry is `<tag> <data key> <JSON body>`. Redis failing is a miss (logged), never an
+error: the rows are fetched from the source instead.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
-
-import orjson
 
 log = logging.getLogger(__name__)
 
 
-def cache_key(
-    prefix: str,
-    *,
-    tenant: str,
-    widget_id: str,
-    widget_version: int,
-    source_id: str,
-    source_version: int,
-    run_id: str | None,
-) -> str:
-    return f"{prefix}wd:{tenant}:{widget_id}:{widget_version}:{source_id}:{source_version}:{run_id or '-'}"
+def cache_key(prefix: str, *, tenant: str, widget_id: str) -> str:
+    return f"{prefix}widget-data:v2:{tenant}:{widget_id}"
 
 
-async def get(redis: Any, key: str) -> dict[str, Any] | None:
+def cache_tag(*, widget_version: int, source_id: str, source_version: int, run_id: str | None) -> str:
+    return f"{widget_version}/{source_id}/{source_version}/{run_id or '-'}"
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    tag: str
+    data_key: str
+    body: bytes  # JSON: {"columns", "rows", "truncated", "insights"}
+
+
+async def get(redis: Any, key: str) -> Entry | None:
     try:
         raw = await redis.get(key)
     except Exception:
         log.warning("widget data cache: read failed, fetching from the source", exc_info=True)
         return None
-    if raw is None:
+    if not raw:
         return None
-    try:
-        value = orjson.loads(raw)
-    except orjson.JSONDecodeError:
+    parts = bytes(raw).split(b" ", 2)
+    if len(parts) != 3:
         return None
-    return value if isinstance(value, dict) else None
+    return Entry(parts[0].decode(), parts[1].decode(), parts[2])
 
 
-async def put(redis: Any, key: str, value: dict[str, Any], *, ttl: int) -> None:
+async def put(redis: Any, key: str, entry: Entry, *, ttl: int) -> None:
     try:
-        await redis.set(key, orjson.dumps(value), ex=ttl)
+        await redis.set(key, b" ".join((entry.tag.encode(), entry.data_key.encode(), entry.body)), ex=ttl)
     except Exception:
         log.warning("widget data cache: write failed", exc_info=True)

@@ -20,6 +20,7 @@ from typing import Any, TextIO
 from sqlalchemy import select
 
 from uds.dashboards import service
+from uds.dashboards.links import dashboard_url
 from uds.datasources.models import DataSource
 from uds.db import transaction
 from uds.discovery import service as discovery
@@ -38,12 +39,9 @@ def base_url() -> str:
     return (os.environ.get("UDS_URL") or DEFAULT_URL).rstrip("/")
 
 
-def dashboard_link(settings: Settings, tenant: str, dashboard_id: uuid.UUID) -> str:
-    try:  # a signed link, once the web side provides them
-        from uds.dashboards.links import dashboard_url  # type: ignore[import-not-found]
-    except ImportError:
-        return f"{base_url()}/dashboards/{dashboard_id}"
-    link = str(dashboard_url(settings, tenant, dashboard_id))
+def dashboard_link(settings: Settings, tenant: str, dashboard_id: uuid.UUID, subject: str) -> str:
+    """A signed link to the page for `subject` (absolute with UDS_PUBLIC_URL, else UDS_URL)."""
+    link = dashboard_url(settings, tenant, dashboard_id, subject)
     return link if link.startswith("http") else base_url() + link
 
 
@@ -133,7 +131,7 @@ async def generate(
         dashboard_id = uuid.UUID(str((state.result or {})["dashboardId"]))
         if state.message:
             print(state.message, file=out)
-        print(dashboard_link(settings, tenant, dashboard_id), file=stdout, flush=True)
+        print(dashboard_link(settings, tenant, dashboard_id, actor), file=stdout, flush=True)
         if png is not None:
             return await write_png(services, tenant, dashboard_id, png, out=out)
         return 0
@@ -142,16 +140,15 @@ async def generate(
 
 
 async def write_png(services: Any, tenant: str, dashboard_id: uuid.UUID, path: Path, *, out: TextIO) -> int:
-    """The dashboard's picture, by the web side's renderer (uds.dashboards.render)."""
-    try:
-        from uds.dashboards import render  # type: ignore[attr-defined]
-    except ImportError:
-        print("uds: --png is not available yet: this build has no dashboard renderer", file=out)
-        return 2
+    """The dashboard's picture, drawn by the server's renderer (uds.dashboards.render)."""
+    from uds.dashboards import render
+
     async with transaction(services.engine, tenant) as tx:
         record = await service.get_dashboard(await tx.tenant(), dashboard_id)
-    assert record is not None
+    if record is None:
+        print(f"uds: dashboard {dashboard_id} is gone", file=out)
+        return 1
     image = await render.dashboard_png(services, tenant, record)
     await asyncio.to_thread(path.write_bytes, image)
-    print(f"wrote {path} ({len(image)} bytes)", file=out)
+    print(f"wrote {path} ({len(image):,} bytes)", file=out)
     return 0

@@ -162,9 +162,11 @@ class SourcePools:
             started = time.perf_counter()
             try:
                 async with pool.acquire() as conn:
-                    statement = await conn.prepare(wrapped)
-                    columns = [a.name for a in statement.get_attributes()]
-                    records = await statement.fetch()
+                    records = await conn.fetch(wrapped)  # through the statement cache
+                    if records:
+                        columns = list(records[0].keys())
+                    else:  # no row to read the names from: ask the statement
+                        columns = [a.name for a in (await conn.prepare(wrapped)).get_attributes()]
             except _CHANGED as exc:
                 raise SourceChanged(
                     f"the data source changed since discovery: {_first_line(exc)}; "
@@ -221,7 +223,9 @@ async def _create_pool(params: ConnectionParams, guard: NetworkGuard, settings: 
             ssl=None if params.is_unix_socket else params.sslmode,
             timeout=float(getattr(settings, "source_connect_timeout", 10.0)),
             command_timeout=timeout_ms / 1000 + 5.0,
-            statement_cache_size=0,
+            # Widget SQL repeats: prepared once per connection, one round trip afterwards.
+            # (A pooler in transaction mode needs max_prepared_statements, PgBouncer >= 1.21.)
+            statement_cache_size=256,
             min_size=0,
             max_size=POOL_SIZE,
             max_inactive_connection_lifetime=IDLE_SECONDS,

@@ -9,6 +9,8 @@ insights in a transaction of its own.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
 import functools
 import hashlib
@@ -27,14 +29,15 @@ from uds.dashboards.draft import GRID_COLUMNS, KINDS, DashboardDraft
 from uds.dashboards.insights import compute_insights
 from uds.dashboards.models import Dashboard, Widget
 from uds.dashboards.sqlcheck import check_widget_sql
-from uds.dashboards.vegalite import inline_data, json_value, validate_spec
+from uds.dashboards.vegalite import json_value, validate_spec
 from uds.datasources import service as sources
 from uds.datasources.guard import NetworkGuard
 from uds.datasources.models import DataSource
-from uds.db import transaction
+from uds.db import TransactionScope, transaction
 from uds.discovery.models import SUCCEEDED, CatalogTable, DiscoveryRun
 from uds.errors import BadUserInput, NotFound
 from uds.observability import events
+from uds.tenants.slugs import tenant_schema
 
 MAX_TITLE = 200
 MAX_WIDGETS_STORED = 24  # generation keeps at most 12; editing may add up to this many
@@ -205,6 +208,82 @@ async def require_dashboard(session: AsyncSession, dashboard_id: uuid.UUID | str
 
 async def count_dashboards(session: AsyncSession) -> int:
     return int(await session.scalar(select(func.count()).select_from(Dashboard)) or 0)
+
+
+def _widget_sql(schema: str) -> str:
+    t = '"' + schema.replace('"', '""') + '"'
+    return f"""
+SELECT d.id, d.data_source_id, d.run_id, d.job_id, d.title, d.goal, d.version, d.message, d.matched,
+       d.schemas::text, d.created_by, d.created_at, d.updated_at, s.version,
+       (SELECT r.id FROM {t}.discovery_runs r
+         WHERE r.data_source_id = d.data_source_id AND r.status = 'SUCCEEDED'
+         ORDER BY r.started_at DESC, r.id DESC LIMIT 1),
+       w.id, w.key, w.title, w.kind, w.sql, w.spec::text, w.x, w.y, w.w, w.h, w.score, w.reason,
+       w.insights::text, w.columns::text, w.version, w.position, w.created_at, w.updated_at
+  FROM {t}.widgets w
+  JOIN {t}.dashboards d ON d.id = w.dashboard_id
+  JOIN {t}.data_sources s ON s.id = d.data_source_id
+ WHERE w.id = $1 AND w.dashboard_id = $2"""
+
+
+def _json(text: str | None) -> Any:
+    return None if text is None else orjson.loads(text)
+
+
+async def get_widget(
+    tx: TransactionScope, tenant: str, dashboard_id: uuid.UUID | str, widget_id: uuid.UUID | str
+) -> tuple[DashboardRecord, WidgetRecord] | None:
+    """One widget and its dashboard (without its other widgets), in one statement; None if
+    there is no such widget on that dashboard. The read path of widgetData."""
+    try:
+        wid, did = uuid.UUID(str(widget_id)), uuid.UUID(str(dashboard_id))
+    except ValueError:
+        return None
+    statement = _widget_sql(tenant_schema(tenant))
+    if tx.reading:
+        row = await tx.fetchrow(statement, wid, did)
+    else:
+        raw = await (await tx.connection()).get_raw_connection()
+        row = await raw.driver_connection.fetchrow(statement, wid, did)
+    if row is None:
+        return None
+    v = list(row.values())
+    dashboard = DashboardRecord(
+        id=v[0],
+        data_source_id=v[1],
+        run_id=v[2],
+        job_id=v[3],
+        title=v[4],
+        goal=v[5],
+        version=v[6],
+        message=v[7],
+        matched=v[8],
+        schemas=tuple(_json(v[9]) or ()),
+        created_by=v[10],
+        created_at=v[11],
+        updated_at=v[12],
+        source_version=v[13],
+        latest_run_id=v[14],
+    )
+    widget = WidgetRecord(
+        id=v[15],
+        dashboard_id=v[0],
+        key=v[16],
+        title=v[17],
+        kind=v[18],
+        sql=v[19],
+        spec=_json(v[20]) or {},
+        position=GridPosition(v[21], v[22], v[23], v[24]),
+        score=float(v[25]),
+        reason=v[26],
+        insights=_json(v[27]),
+        columns=list(_json(v[28]) or []),
+        version=v[29],
+        order=v[30],
+        created_at=v[31],
+        updated_at=v[32],
+    )
+    return dashboard, widget
 
 
 async def count_catalog_tables(session: AsyncSession, *, run_id: uuid.UUID) -> int:
@@ -522,11 +601,24 @@ async def delete_dashboard(session: AsyncSession, *, dashboard_id: uuid.UUID | s
 # -- widget data -----------------------------------------------------------------------------
 
 
-def data_key(widget: WidgetRecord, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    digest = hashlib.sha256()
-    digest.update(f"{widget.id}:{widget.version}\n".encode())
-    digest.update(orjson.dumps([list(columns), [list(r) for r in rows]]))
+def data_key(widget: WidgetRecord, body: bytes) -> str:
+    """Stable hash of the widget's id and version and its rows (the entry's JSON body)."""
+    digest = hashlib.sha256(f"{widget.id}:{widget.version}\n".encode())
+    digest.update(body)
     return digest.hexdigest()[:32]
+
+
+def _tag(dashboard: DashboardRecord, widget: WidgetRecord) -> str:
+    return cache.cache_tag(
+        widget_version=widget.version,
+        source_id=str(dashboard.data_source_id),
+        source_version=dashboard.source_version,
+        run_id=str(dashboard.latest_run_id) if dashboard.latest_run_id else None,
+    )
+
+
+def _key(services: Any, tenant: str, widget_id: uuid.UUID | str) -> str:
+    return cache.cache_key(services.settings.redis_prefix, tenant=tenant, widget_id=str(widget_id))
 
 
 async def widget_data(
@@ -545,38 +637,68 @@ async def widget_data(
     """
     if widget.dashboard_id != dashboard.id:
         raise NotFound("no such widget on this dashboard")
-    settings = services.settings
-    key = cache.cache_key(
-        settings.redis_prefix,
-        tenant=tenant_slug,
-        widget_id=str(widget.id),
-        widget_version=widget.version,
-        source_id=str(dashboard.data_source_id),
-        source_version=dashboard.source_version,
-        run_id=str(dashboard.latest_run_id) if dashboard.latest_run_id else None,
+    hit = None if refresh else await cache.get(services.redis, _key(services, tenant_slug, widget.id))
+    return await _answer(services, tenant_slug, dashboard, widget, hit)
+
+
+async def read_widget_data(
+    services: Any,
+    tx: TransactionScope,
+    tenant: str,
+    dashboard_id: uuid.UUID | str,
+    widget_id: uuid.UUID | str,
+    *,
+    refresh: bool = False,
+) -> WidgetData:
+    """widgetData's path: the widget (one statement) and its cache entry are read at once."""
+    if refresh:
+        found = await get_widget(tx, tenant, dashboard_id, widget_id)
+        hit = None
+    else:
+        found, hit = await asyncio.gather(
+            get_widget(tx, tenant, dashboard_id, widget_id),
+            cache.get(services.redis, _key(services, tenant, widget_id)),
+        )
+    if found is None:
+        raise NotFound("no such widget on this dashboard")
+    return await _answer(services, tenant, *found, hit)
+
+
+async def _answer(
+    services: Any, tenant: str, dashboard: DashboardRecord, widget: WidgetRecord, hit: cache.Entry | None
+) -> WidgetData:
+    tag = _tag(dashboard, widget)
+    if hit is not None and hit.tag == tag:
+        with contextlib.suppress(KeyError, TypeError, ValueError):  # a body of another shape: a miss
+            return _result(widget, hit, cached=True)
+    entry = await _fetch(services, tenant, dashboard, widget, tag)
+    await cache.put(
+        services.redis,
+        _key(services, tenant, widget.id),
+        entry,
+        ttl=services.settings.widget_cache_ttl_seconds,
     )
-    if not refresh:
-        hit = await cache.get(services.redis, key)
-        if hit is not None:
-            columns = list(hit["columns"])
-            rows = [list(r) for r in hit["rows"]]
-            truncated = bool(hit["truncated"])
-            insights = list(hit.get("insights") or [])
-            return _result(widget, columns, rows, cached=True, truncated=truncated, insights=insights)
+    return _result(widget, entry, cached=False)
+
+
+async def _fetch(
+    services: Any, tenant: str, dashboard: DashboardRecord, widget: WidgetRecord, tag: str
+) -> cache.Entry:
+    settings = services.settings
     sql = check_sql(widget.sql, dashboard.schemas)
     pools = pools_for(services)
-    source_key = (tenant_slug, str(dashboard.data_source_id), dashboard.source_version)
+    source_key = (tenant, str(dashboard.data_source_id), dashboard.source_version)
     params = pools.params.get(source_key)
     if params is None:
-        async with transaction(services.engine, tenant_slug) as tx:
+        async with transaction(services.engine, tenant) as tx:
             session = await tx.tenant()
             source = await session.get(DataSource, dashboard.data_source_id)
             if source is None:
                 raise NotFound("the dashboard's data source no longer exists")
-            params = sources.connection_params(source, tenant=tenant_slug, cipher=services.credentials)
+            params = sources.connection_params(source, tenant=tenant, cipher=services.credentials)
         pools.params[source_key] = params
     fetched = await pools.fetch(
-        tenant=tenant_slug,
+        tenant=tenant,
         source_id=str(dashboard.data_source_id),
         source_version=dashboard.source_version,
         params=params,
@@ -585,39 +707,39 @@ async def widget_data(
         sql=sql,
         row_limit=settings.widget_row_limit,
     )
-    rows = [[json_value(v) for v in r] for r in fetched.rows]
     insights = widget.insights
     if insights is None:
         insights = compute_insights(widget.spec or widget.kind, fetched.columns, fetched.rows)
-        await _store_insights(services, tenant_slug, widget, insights)
-    await cache.put(
-        services.redis,
-        key,
-        {"columns": fetched.columns, "rows": rows, "truncated": fetched.truncated, "insights": insights},
-        ttl=settings.widget_cache_ttl_seconds,
+        await _store_insights(services, tenant, widget, insights)
+    # orjson writes the values as JSON (numbers stay numbers, times ISO 8601); json_value
+    # takes what it does not know (Decimal, timedelta, bytes, ...).
+    body = orjson.dumps(
+        {
+            "columns": fetched.columns,
+            "rows": [dict(zip(fetched.columns, r, strict=True)) for r in fetched.rows],
+            "truncated": fetched.truncated,
+            "insights": insights,
+        },
+        default=json_value,
     )
-    return _result(
-        widget, fetched.columns, rows, cached=False, truncated=fetched.truncated, insights=insights
-    )
+    return cache.Entry(tag, data_key(widget, body), body)
 
 
-def _result(
-    widget: WidgetRecord,
-    columns: list[str],
-    rows: list[list[Any]],
-    *,
-    cached: bool,
-    truncated: bool,
-    insights: list[str],
-) -> WidgetData:
+def _result(widget: WidgetRecord, entry: cache.Entry, *, cached: bool) -> WidgetData:
+    """The answer from an entry: rows are shared with the spec's data.values (nothing
+    mutates them); the spec is copied at its top level only."""
+    payload = orjson.loads(entry.body)
+    rows = payload["rows"]
+    spec = dict(widget.spec)
+    spec["data"] = {"values": rows}
     return WidgetData(
-        columns=columns,
-        rows=[dict(zip(columns, r, strict=True)) for r in rows],
-        spec=inline_data(widget.spec, columns, rows),
+        columns=list(payload["columns"]),
+        rows=rows,
+        spec=spec,
         cached=cached,
-        truncated=truncated,
-        data_key=data_key(widget, columns, rows),
-        insights=list(insights),
+        truncated=bool(payload["truncated"]),
+        data_key=entry.data_key,
+        insights=list(payload.get("insights") or []),
     )
 
 
