@@ -18,7 +18,6 @@ from uds.api.view import GraphQLView
 from uds.auth.middleware import AuthMiddleware
 from uds.auth.oauth import token_endpoint
 from uds.cors import cors_middleware
-from uds.dashboards.render import close_pools
 from uds.limits import BodyLimitMiddleware
 from uds.mcp.http import McpBridge, McpMiddleware
 from uds.observability.exposition import MetricsEndpoint
@@ -53,7 +52,6 @@ def create_app(settings: Settings) -> Starlette:
             async with mcp.running(endpoint.view):
                 yield {"services": services}
         finally:
-            await close_pools()  # the render processes (uds.dashboards.render)
             await services.close()
             process_stopped()
 

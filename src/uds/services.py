@@ -86,6 +86,9 @@ class Services:
         from uds.dashboards.data import close_pools  # widget data connections to sources
 
         await close_pools(self)
+        from uds.dashboards.render import close_pools as close_render_pools  # picture processes
+
+        await close_render_pools()
         await self.relay.stop()
         await self.registry.stop()
         await self.events.close()

@@ -5,11 +5,13 @@ from __future__ import annotations
 import base64
 import io
 import xml.etree.ElementTree as ET
+from pathlib import Path
 from typing import Any
 
 from PIL import Image
 
 from dashboards.app_kit import World
+from uds.dashboards.command import generate
 from uds.dashboards.render import count_marks
 
 WIDGET_IMAGE = """
@@ -60,3 +62,24 @@ async def test_image_errors(world: World, shop_dashboard: dict[str, Any]) -> Non
         DASHBOARD_IMAGE, {"d": d}, token=world.server.token("outsider@d"), tenant=world.slug
     )
     assert status == 403 and body["errors"][0]["extensions"]["code"] == "FORBIDDEN", body
+
+
+async def test_cli_writes_the_dashboard_png(world: World, tmp_path: Path) -> None:
+    """`uds dashboards generate --png FILE` draws with this renderer."""
+    err, out = io.StringIO(), io.StringIO()
+    target = tmp_path / "dashboard.png"
+    code = await generate(
+        world.server.settings,
+        tenant=world.slug,
+        source="demo-shop",
+        goal="payment methods",
+        png=target,
+        actor="editor@d",
+        out=err,
+        stdout=out,
+    )
+    assert code == 0, err.getvalue()
+    with Image.open(target) as img:
+        img.load()
+        assert img.format == "PNG" and img.width == 1200 and img.height > 200
+    assert "sig=" in out.getvalue()

@@ -8,12 +8,13 @@ import re
 import time
 import uuid
 import xml.etree.ElementTree as ET
+from dataclasses import replace
 from typing import Any
 
 import httpx
 from PIL import Image
 
-from conftest import make_tenant
+from conftest import make_tenant, start_server
 from dashboards.app_kit import World
 from uds.auth.keys import SigningKey
 from uds.dashboards.links import dashboard_url, sign_link
@@ -236,3 +237,27 @@ async def test_refusals(world: World, shop_dashboard: dict[str, Any]) -> None:
     ):
         r = await get(world, path)
         assert (r.status_code, _code(r)) == (404, "NOT_FOUND"), path
+
+
+async def test_pages_and_pictures_count_against_rate_limits(world: World) -> None:
+    """A server with rate limits on: a page costs 5 request units, a picture 2."""
+    settings = replace(world.server.settings, rate_limits=True, platform_request_burst=1_000)
+    async for server in start_server(settings):
+        slug = await make_tenant(server, members={"v@rl": "VIEWER"})
+        data = await server.admin(
+            "mutation($s: String!) { admin { setTenantLimits(slug: $s, limits: "
+            "{requestsPerSecond: 1, requestBurst: 20}) { __typename ... on ValidationError { message } } } }",
+            {"s": slug},
+        )
+        assert data["admin"]["setTenantLimits"]["__typename"] == "Tenant", data
+        headers = {"authorization": f"Bearer {server.token('v@rl')}", "x-tenant-id": slug}
+        answers = [
+            await server.http.get(f"{server.url}/dashboards/{uuid.uuid4()}", headers=headers)
+            for _ in range(6)
+        ]
+        # A burst of 20 units holds 4 pages (5 units each; at most one more unit refills meanwhile).
+        assert [(r.status_code, _code(r)) for r in answers[:4]] == [(404, "NOT_FOUND")] * 4
+        assert (answers[-1].status_code, _code(answers[-1])) == (429, "RATE_LIMITED")
+        assert_page_headers(answers[-1])
+        picture = await server.http.get(f"{server.url}/dashboards/{uuid.uuid4()}.png", headers=headers)
+        assert (picture.status_code, _code(picture)) == (429, "RATE_LIMITED")

@@ -172,11 +172,16 @@ class _Worker:
         return status, payload
 
     async def stop(self) -> None:
-        if self.alive:
+        """End of input ends the worker; one that does not end at once is killed."""
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        try:
+            await asyncio.wait_for(self.proc.wait(), 2.0)
+        except TimeoutError:
             with contextlib.suppress(ProcessLookupError):
                 self.proc.kill()
-        with contextlib.suppress(Exception):
-            await self.proc.wait()
+            with contextlib.suppress(Exception):
+                await self.proc.wait()
 
 
 class RenderPool:
@@ -191,6 +196,7 @@ class RenderPool:
         self._idle: list[_Worker] = []
         self._slots = asyncio.Semaphore(self.workers)
         self._inflight: dict[str, asyncio.Future[bytes]] = {}
+        self._closed = False
 
     async def render(self, spec: Mapping[str, Any], fmt: Format, *, key: str | None = None) -> bytes:
         """PNG bytes or SVG (UTF-8) of `spec`, rendered in a worker process.
@@ -234,7 +240,7 @@ class RenderPool:
             except (asyncio.IncompleteReadError, ConnectionError, BrokenPipeError):
                 raise UdsError("the render process stopped; try again") from None
             finally:
-                if keep and worker.alive:
+                if keep and worker.alive and not self._closed:
                     self._idle.append(worker)
                 else:
                     await worker.stop()
@@ -246,6 +252,8 @@ class RenderPool:
         raise UdsError(f"rendering failed: {message}")
 
     async def aclose(self) -> None:
+        """Stop the idle workers; a render still running stops its worker when it ends."""
+        self._closed = True
         idle, self._idle = self._idle, []
         for worker in idle:
             await worker.stop()

@@ -9,6 +9,8 @@ the auth and tenant middlewares), or a signed link (`?sig=`, uds.dashboards.link
 for this dashboard. Either way the policy engine is asked (`dashboard.read`, and
 `widget.read` for pictures) exactly as GraphQL asks it, denials are audited, and the
 dashboard is read from the caller's tenant only, so another tenant's id is NOT_FOUND.
+Each request is charged to the tenant's and member's rate limits like a GraphQL operation
+(429 RATE_LIMITED beyond them).
 Errors: 401 UNAUTHENTICATED, 403 FORBIDDEN, 404 NOT_FOUND, 400 TENANT_REQUIRED; the page
 answers them as a small HTML page, the pictures as JSON like GraphQL errors.
 """
@@ -24,6 +26,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
+from uds.api.admission import Gate
 from uds.api.context import Context
 from uds.api.loaders import Loaders
 from uds.auth.principal import Principal
@@ -38,6 +41,12 @@ from uds.tenants.registry import TenantRecord
 from uds.tenants.routing import NOT_YOURS
 from uds.web.page import PageView, WidgetView, error_page, render_page
 from uds.web.security import page_headers, picture_headers
+
+# Request units charged to the tenant's and member's rate limits (as GraphQL charges its
+# operations): a page or a dashboard picture may draw every widget, a widget one picture.
+PAGE_WEIGHT = 5
+PICTURE_WEIGHT = 2
+_GATES: dict[int, Gate] = {}
 
 NO_CREDENTIALS = (
     "send 'Authorization: Bearer <token>' and 'X-Tenant-ID: <tenant>', "
@@ -60,8 +69,16 @@ def _dashboard_id(raw: str) -> uuid.UUID:
         raise NotFound("no such dashboard") from None
 
 
-async def _access(request: Request, dashboard_id: uuid.UUID) -> Access:
-    """The caller's context in the dashboard's tenant, from the headers or a signed link."""
+def _gate(services: Services) -> Gate:
+    gate = _GATES.get(id(services))
+    if gate is None or gate.settings is not services.settings:
+        gate = _GATES[id(services)] = Gate(services.settings)
+    return gate
+
+
+async def _access(request: Request, dashboard_id: uuid.UUID, weight: int) -> Access:
+    """The caller's context in the dashboard's tenant, from the headers or a signed link,
+    charged `weight` to its rate limits (RateLimited beyond them)."""
     services: Services = request.state.services
     scope = request.scope
     token = request.query_params.get(LINK_PARAM)
@@ -106,6 +123,7 @@ async def _access(request: Request, dashboard_id: uuid.UUID) -> Access:
         tx=tx,
         loaders=Loaders(tx),
     )
+    await _gate(services).charge(ctx, weight)
     return Access(ctx, tenant, link, token)
 
 
@@ -131,7 +149,7 @@ def _with_sig(path: str, token: str | None) -> str:
 async def dashboard_page(request: Request) -> Response:
     try:
         dashboard_id = _dashboard_id(request.path_params["dashboard"])
-        access = await _access(request, dashboard_id)
+        access = await _access(request, dashboard_id, PAGE_WEIGHT)
         dashboard = await _load(access, dashboard_id, "dashboard.read", "widget.read")
         view = await _page_view(request.state.services, access, dashboard)
     except UdsError as exc:
@@ -197,7 +215,7 @@ def _picture_error(exc: UdsError) -> Response:
 async def dashboard_image(request: Request) -> Response:
     try:
         dashboard_id = _dashboard_id(request.path_params["dashboard"])
-        access = await _access(request, dashboard_id)
+        access = await _access(request, dashboard_id, PAGE_WEIGHT)
         dashboard = await _load(access, dashboard_id, "dashboard.read", "widget.read")
         pic = await render.dashboard_picture(request.state.services, access.tenant.slug, dashboard)
     except UdsError as exc:
@@ -215,7 +233,7 @@ async def widget_image(request: Request) -> Response:
             widget_id = uuid.UUID(request.path_params["widget"])
         except ValueError:
             raise NotFound("no such widget on this dashboard") from None
-        access = await _access(request, dashboard_id)
+        access = await _access(request, dashboard_id, PICTURE_WEIGHT)
         dashboard = await _load(access, dashboard_id, "dashboard.read", "widget.read")
         widget = next((w for w in dashboard.widgets if w.id == widget_id), None)
         if widget is None:
