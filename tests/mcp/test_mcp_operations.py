@@ -39,3 +39,32 @@ def test_arguments_map_onto_the_operation_variables() -> None:
     start = next(s for s in TOOLS if s.name == "start_discovery")
     assert variables_for(start, {"data_source_id": "x", "wait_seconds": 3}) == {"dataSourceId": "x"}
     assert binding(start).input_schema["required"] == ["data_source_id"]
+
+
+def test_the_bridge_imports_no_domain_service_and_no_database_layer() -> None:
+    import ast
+    from pathlib import Path
+
+    import uds.mcp
+
+    forbidden = (
+        "uds.db",
+        "uds.datasources",
+        "uds.discovery",
+        "uds.dashboards",
+        "uds.jobs",
+        "uds.services",
+        "sqlalchemy",
+        "asyncpg",
+        "redis",
+    )
+    for path in Path(uds.mcp.__file__).parent.glob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            for name in names:
+                assert not name.startswith(forbidden), f"{path.name} imports {name}"
