@@ -35,6 +35,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/job_events.py
 	$(BIN)/python bench/discovery.py
 	$(BIN)/python bench/render.py
+	$(BIN)/python bench/mcp.py
 
 schema: $(STAMP)
 	$(BIN)/uds schema --write
