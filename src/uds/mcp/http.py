@@ -26,6 +26,7 @@ import contextlib
 import json
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import urlsplit
 
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.auth.provider import AccessToken
@@ -55,6 +56,8 @@ class McpBridge:
         self.view: Any = None  # the app's GraphQLView, set in the lifespan
         self.server = UdsMcpServer(settings, self.gateway_for)
         hosts = list(settings.mcp_allowed_hosts)
+        if settings.public_url:  # the public host name is allowed too
+            hosts.append(urlsplit(settings.public_url).netloc)
         origins = [f"{scheme}://{h}" for h in hosts for scheme in ("http", "https")] + list(
             settings.cors_origins
         )
@@ -137,7 +140,6 @@ class McpMiddleware:
                 "authorization_servers": servers,
                 "bearer_methods_supported": ["header"],
                 "resource_name": "UDS",
-                "resource_documentation": f"{base}/docs/mcp",
             }
         ).encode()
         await _json(send, 200, body, [(b"cache-control", b"public, max-age=300")])
