@@ -501,6 +501,7 @@ def _up(args: argparse.Namespace) -> int:
         _say(f"Dev token ({DEV_SUBJECT}, platform admin, ADMIN of {DEMO_TENANT}, valid 7 days):")
         print(token, flush=True)
         _say(f'Header: {{"Authorization": "Bearer <token>", "X-Tenant-ID": "{DEMO_TENANT}"}}')
+        _say(f"MCP (streamable HTTP, same headers): http://{args.host}:{args.port}/mcp")
         _say("Ctrl-C stops everything.")
         worker = _spawn_worker(settings)
         try:
