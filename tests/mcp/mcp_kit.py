@@ -29,7 +29,7 @@ from uds.settings import Settings
 from uds.workers.settings import make_worker, stop_worker
 
 ROOT = Path(__file__).resolve().parents[2]
-WAIT = 0.2  # the bounded wait of long-job calls without a progress token, in these tests
+WAIT = 0.1  # the bounded wait of long-job calls without a progress token, in these tests
 
 REGISTER = """
 mutation($input: DataSourceInput!) { registerDataSource(input: $input) {
