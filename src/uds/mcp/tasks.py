@@ -126,8 +126,8 @@ class TasksExtension(Extension):
         return {"resultType": "complete", **task_of(await self._job(ctx, params.task_id))}
 
     async def _update(self, ctx: ServerRequestContext[Any, Any], params: UpdateTaskParams) -> HandlerResult:
-        # UDS jobs never ask for input: acknowledged, as the extension requires.
-        await self._job(ctx, params.task_id)
+        # UDS jobs never ask for input, so nothing is taken from a caller; the extension
+        # requires an acknowledgement even for a task the caller cannot see.
         return {"resultType": "complete"}
 
     async def _cancel(self, ctx: ServerRequestContext[Any, Any], params: TaskParams) -> HandlerResult:
