@@ -304,3 +304,18 @@ async def test_tenant_b_cannot_reach_tenant_a_by_guessed_ids(
             json={"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}},
         )
     assert response.status_code == 403
+
+
+async def test_wait_seconds_is_capped_by_the_bound_without_a_progress_token(
+    world: World, slow_source: str
+) -> None:
+    async with http_client(world) as client:
+        started = await client.call_tool("start_discovery", {"data_source_id": slow_source})
+        job_id = started.structured_content["job"]["id"]
+        loop = asyncio.get_running_loop()
+        begin = loop.time()
+        answer = await client.call_tool("get_job", {"id": job_id, "wait_seconds": 600})
+        assert loop.time() - begin < WAIT + 3, "asked 600 s, bound by UDS_MCP_WAIT_SECONDS"
+        assert answer.structured_content["done"] is False and "get_job" in answer.structured_content["next"]
+        cancelled = await client.call_tool("cancel_job", {"id": job_id})
+        assert cancelled.structured_content["job"]["cancelRequested"] is True
