@@ -119,3 +119,14 @@ async def test_old_and_new_style_clients_are_both_served(world: World, mode: str
         assert any(t.name == "get_catalog" for t in tools)
         result = await client.call_tool("list_data_sources", {})
         assert not result.is_error and result.structured_content["dataSources"]
+        if mode == "legacy":  # progress on the 2025 path too (a session's SSE response stream)
+            seen: list[float] = []
+
+            async def on_progress(value: float, total: float | None, message: str | None) -> None:
+                seen.append(value)
+
+            done = await client.call_tool(
+                "start_discovery", {"data_source_id": world.source_id}, progress_callback=on_progress
+            )
+            assert done.structured_content["job"]["status"] == "SUCCEEDED", done
+            assert seen and seen[-1] == 1.0 and seen == sorted(set(seen)), seen
