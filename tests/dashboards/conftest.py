@@ -23,7 +23,14 @@ from uds.settings import Settings
 @pytest.fixture(scope="session")
 async def dash_server(migrated: Settings) -> AsyncIterator[Server]:
     """A server (and worker) on a Redis namespace of its own, so only our worker runs our jobs."""
-    settings = replace(migrated, redis_prefix=f"uds-test-dash-{uuid.uuid4().hex[:8]}:", job_lease_seconds=3.0)
+    settings = replace(
+        migrated,
+        redis_prefix=f"uds-test-dash-{uuid.uuid4().hex[:8]}:",
+        job_lease_seconds=3.0,
+        # Small enough for test_app_limits to reach quickly; above every generated widget's rows.
+        widget_row_limit=1_000,
+        widget_statement_timeout_ms=3_000,
+    )
     async for s in start_server(settings):
         async with running_worker(settings):
             yield s

@@ -229,6 +229,7 @@ async def _create_pool(params: ConnectionParams, guard: NetworkGuard, settings: 
             min_size=0,
             max_size=POOL_SIZE,
             max_inactive_connection_lifetime=IDLE_SECONDS,
+            reset=_keep,
             server_settings={
                 "application_name": APPLICATION_NAME,
                 "default_transaction_read_only": "on",
@@ -245,6 +246,12 @@ async def _create_pool(params: ConnectionParams, guard: NetworkGuard, settings: 
         if isinstance(exc, asyncio.CancelledError | KeyboardInterrupt):
             raise
         raise explain(exc, params, connecting=True) from None
+
+
+async def _keep(conn: asyncpg.Connection) -> None:
+    """What a released connection needs reset: nothing. Widget SQL is one checked SELECT in
+    autocommit: it cannot SET, LISTEN, lock, open a cursor or a transaction (asyncpg's
+    default reset would cost a round trip on every query)."""
 
 
 # One SourcePools per Services object and event loop (pools belong to a loop).

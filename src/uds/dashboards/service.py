@@ -504,7 +504,9 @@ async def update_dashboard(
                 raise BadUserInput(f"widget {change.id} is both edited and removed")
         elif change.sql is None or change.spec is None:
             raise BadUserInput("a new widget needs sql and spec")
-        sql = check_sql(change.sql, row.schemas or []) if change.sql is not None else None
+        sql = change.sql.strip() if change.sql is not None else None
+        if sql is not None:
+            check_sql(sql, row.schemas or [])  # stored as written; what runs is checked again
         spec = check_spec(change.spec) if change.spec is not None else None
         new_widget_title = check_title(change.title) if change.title is not None else None
         if change.position is not None:
