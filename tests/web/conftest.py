@@ -10,13 +10,19 @@ from __future__ import annotations
 
 import os
 import shutil
+import uuid
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
-from dashboards.app_kit import World
-from dashboards.conftest import dash_admin, dash_server, shop_db, world  # noqa: F401
+from conftest import Server, start_server
+from dashboards.app_kit import World, make_world, running_worker
+from discovery.kit import drop_database
+from uds.datasources.params import ConnectionParams, params_from_url
+from uds.demo import build_demo_database
+from uds.settings import Settings
 
 CHROMIUM = os.environ.get("UDS_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -36,13 +42,46 @@ def browser_missing() -> str | None:
     return None
 
 
-@pytest.fixture(scope="session")
-async def shop_dashboard(world: World) -> dict[str, Any]:  # noqa: F811
+# Package scope: the server, its worker and their connections go when tests/web is done
+# (the PostgreSQL server is shared with other test sessions; its connections are few).
+
+
+@pytest.fixture(scope="package")
+async def web_server(migrated: Settings) -> AsyncIterator[Server]:
+    """A server and worker on a Redis namespace of their own, with small pools."""
+    settings = replace(
+        migrated, redis_prefix=f"uds-test-web-{uuid.uuid4().hex[:8]}:", job_lease_seconds=3.0, db_pool_size=3
+    )
+    async for s in start_server(settings):
+        async with running_worker(settings):
+            yield s
+
+
+@pytest.fixture(scope="package")
+async def web_shop_db(base_settings: Settings) -> AsyncIterator[ConnectionParams]:
+    assert base_settings.database_url
+    admin = params_from_url(base_settings.database_url, database="postgres")
+    name = f"uds_web_shop_{uuid.uuid4().hex[:8]}"
+    await build_demo_database(admin, rows=3_000, database=name)
+    try:
+        yield admin.with_database(name)
+    finally:
+        await drop_database(admin, name)
+
+
+@pytest.fixture(scope="package")
+async def world(web_server: Server, web_shop_db: ConnectionParams) -> World:
+    """A tenant with a viewer, an editor and an admin, and the demo shop discovered."""
+    return await make_world(web_server, web_shop_db, source_name="demo-shop", schemas=["shop"])
+
+
+@pytest.fixture(scope="package")
+async def shop_dashboard(world: World) -> dict[str, Any]:
     """A dashboard generated from the demo shop (KPIs, bars, time series...)."""
     return await world.dashboard(GOAL)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def browser() -> AsyncIterator[Any]:
     reason = browser_missing()
     if reason is not None:

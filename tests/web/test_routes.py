@@ -9,6 +9,7 @@ import time
 import uuid
 import xml.etree.ElementTree as ET
 from dataclasses import replace
+from html import unescape as html_unescape
 from typing import Any
 
 import httpx
@@ -68,14 +69,18 @@ async def test_page_shows_every_widget_with_its_chart(world: World, shop_dashboa
         r'<section class="widget" id="w\d+" data-widget-id="([^"]+)">(.*?)</section>', html, re.S
     )
     assert [s[0] for s in sections] == [w["id"] for w in shop_dashboard["widgets"]]
+    with_insights = 0
     for (_, body), widget in zip(sections, shop_dashboard["widgets"], strict=True):
         svg = SVG_BLOCK.search(body)
         assert svg, (widget["title"], body[:300])
         assert count_marks(svg.group(0)) > 0, widget["title"]
         assert "Why" in body
-        for text in widget["insights"]:
-            assert text.replace("'", "&#x27;").replace('"', "&quot;") in body or text in body
+        insights = (await world.widget_data(shop_dashboard["id"], widget["id"]))["insights"]
+        shown = [html_unescape(t) for t in re.findall(r"<li>(.*?)</li>", body)]
+        assert shown == insights, (widget["title"], shown, insights)
+        with_insights += bool(insights)
         assert f"/dashboards/{shop_dashboard['id']}/widgets/{widget['id']}.png" in body
+    assert with_insights >= 2  # shown on the first view, computed when the data was first fetched
 
 
 async def test_signed_links_open_the_page_without_headers(

@@ -461,13 +461,22 @@ def widget_box(widget: Any) -> Box:
 
 
 async def widget_picture(
-    services: Any, tenant: str, dashboard: Any, widget: Any, fmt: Format, *, renderer: Renderer | None = None
+    services: Any,
+    tenant: str,
+    dashboard: Any,
+    widget: Any,
+    fmt: Format,
+    *,
+    renderer: Renderer | None = None,
+    data: Any = None,
 ) -> Picture:
     """A stored widget's picture: its data (uds.dashboards.service.widget_data, cached
-    there), then the picture (cached here). Raises what either raises, with its code."""
+    there, unless the caller has it already), then the picture (cached here). Raises what
+    either raises, with its code."""
     from uds.dashboards import service
 
-    data = await service.widget_data(services, tenant, dashboard, widget)
+    if data is None:
+        data = await service.widget_data(services, tenant, dashboard, widget)
     return await (renderer or Renderer.for_services(services)).widget_picture(
         tenant=tenant,
         widget_id=widget.id,

@@ -164,6 +164,8 @@ async def dashboard_page(request: Request) -> Response:
 
 
 async def _page_view(services: Services, access: Access, dashboard: Any) -> PageView:
+    from uds.dashboards import service
+
     renderer = render.Renderer.for_services(services)
     slug = access.tenant.slug
     base = f"/dashboards/{dashboard.id}"
@@ -173,7 +175,11 @@ async def _page_view(services: Services, access: Access, dashboard: Any) -> Page
         insights = list(widget.insights or [])
         cached = False
         try:
-            pic = await render.widget_picture(services, slug, dashboard, widget, "svg", renderer=renderer)
+            data = await service.widget_data(services, slug, dashboard, widget)
+            insights = list(data.insights or insights)  # computed on the first fetch
+            pic = await render.widget_picture(
+                services, slug, dashboard, widget, "svg", renderer=renderer, data=data
+            )
             svg, cached = pic.data.decode("utf-8"), pic.cached
         except UdsError as exc:
             error = f"{exc.code}: {exc.message}"
