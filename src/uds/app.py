@@ -19,6 +19,7 @@ from uds.auth.middleware import AuthMiddleware
 from uds.auth.oauth import token_endpoint
 from uds.cors import cors_middleware
 from uds.limits import BodyLimitMiddleware
+from uds.mcp.http import McpBridge, McpMiddleware
 from uds.observability.exposition import MetricsEndpoint
 from uds.observability.metrics import configure_metrics
 from uds.observability.middleware import observe_middleware
@@ -36,6 +37,7 @@ READY_TIMEOUT = 2.0
 def create_app(settings: Settings) -> Starlette:
     """The UDS ASGI app for servers named in `settings` (database and Redis URLs set)."""
     endpoint = _GraphQLEndpoint()
+    mcp = McpBridge(settings)  # POST /mcp (uds.mcp.http)
     configure_metrics(settings)
 
     @contextlib.asynccontextmanager
@@ -47,7 +49,8 @@ def create_app(settings: Settings) -> Starlette:
         # collector's sight, so collections during fan-out only scan per-request objects.
         settle_heap()
         try:
-            yield {"services": services}
+            async with mcp.running(endpoint.view):
+                yield {"services": services}
         finally:
             await services.close()
             process_stopped()
@@ -96,6 +99,8 @@ def create_app(settings: Settings) -> Starlette:
             # Preflight requests carry no token: answered before authentication.
             *cors_middleware(settings),
             Middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes),
+            # /mcp verifies its callers itself (401 with OAuth resource metadata).
+            Middleware(McpMiddleware, bridge=mcp),
             Middleware(AuthMiddleware),
             Middleware(TenantMiddleware),
         ],

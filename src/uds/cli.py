@@ -127,6 +127,17 @@ def _parser() -> argparse.ArgumentParser:
         "rotate", help="re-encrypt every tenant's data source passwords with the newest key"
     ).set_defaults(func=_secrets_rotate)
 
+    mcp = sub.add_parser("mcp", help="the MCP server for AI assistants (docs/mcp.md)")
+    mcp.add_argument(
+        "--transport",
+        choices=("stdio", "http"),
+        default="stdio",
+        help="stdio: a client of the UDS at UDS_URL (UDS_TOKEN, UDS_TENANT); "
+        "http: `uds serve`, which serves POST /mcp",
+    )
+    _host_port(mcp)
+    mcp.set_defaults(func=_mcp)
+
     schema = sub.add_parser("schema", help="print the GraphQL schema, or check schema.graphql")
     schema.add_argument("--check", action="store_true")
     schema.add_argument("--write", action="store_true", help="write schema.graphql")
@@ -354,6 +365,16 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _mcp(args: argparse.Namespace) -> int:
+    if args.transport == "http":
+        _say(f"MCP over streamable HTTP: http://{args.host}:{args.port}/mcp (served by the API)")
+        args.workers = 1
+        return _serve(args)
+    from uds.mcp.stdio import run_stdio
+
+    return run_stdio()
+
+
 def _worker(args: argparse.Namespace) -> int:
     from uds.observability.multiprocess import directory
     from uds.observability.tracing import setup_tracing
@@ -480,6 +501,7 @@ def _up(args: argparse.Namespace) -> int:
         _say(f"Dev token ({DEV_SUBJECT}, platform admin, ADMIN of {DEMO_TENANT}, valid 7 days):")
         print(token, flush=True)
         _say(f'Header: {{"Authorization": "Bearer <token>", "X-Tenant-ID": "{DEMO_TENANT}"}}')
+        _say(f"MCP (streamable HTTP, same headers): http://{args.host}:{args.port}/mcp")
         _say("Ctrl-C stops everything.")
         worker = _spawn_worker(settings)
         try:

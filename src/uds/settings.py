@@ -132,6 +132,11 @@ class Settings:
     dashboard_link_ttl_seconds: int = 3600  # how long a signed dashboard link opens the page
     render_workers: int = 1  # processes that render Vega-Lite pictures (vl-convert)
     picture_ttl_seconds: int = 24 * 3600  # how long Redis keeps a rendered picture
+    # MCP bridge (docs/mcp.md).
+    mcp_wait_seconds: float = 50.0  # a long-job tool call without a progress token answers by then
+    mcp_progress_wait_seconds: float = 240.0  # ... and one that streams progress notifications
+    mcp_max_argument_bytes: int = 65_536  # a tool call's arguments, as JSON
+    mcp_allowed_hosts: tuple[str, ...] = ("127.0.0.1:*", "localhost:*", "[::1]:*")  # Host header
 
     @property
     def dev(self) -> bool:
@@ -211,6 +216,13 @@ class Settings:
             dashboard_link_ttl_seconds=_int(env, "UDS_DASHBOARD_LINK_TTL", 3600),
             render_workers=_int(env, "UDS_RENDER_WORKERS", 1),
             picture_ttl_seconds=_int(env, "UDS_PICTURE_TTL_SECONDS", 24 * 3600),
+            mcp_wait_seconds=_float(env, "UDS_MCP_WAIT_SECONDS", 50.0),
+            mcp_progress_wait_seconds=_float(env, "UDS_MCP_PROGRESS_WAIT_SECONDS", 240.0),
+            mcp_max_argument_bytes=_int(env, "UDS_MCP_MAX_ARGUMENT_BYTES", 65_536),
+            mcp_allowed_hosts=tuple(
+                h.strip() for h in env.get("UDS_MCP_ALLOWED_HOSTS", "").split(",") if h.strip()
+            )
+            or ("127.0.0.1:*", "localhost:*", "[::1]:*"),
         )
 
 
