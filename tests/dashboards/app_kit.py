@@ -15,7 +15,7 @@ from conftest import Server, make_tenant
 from discovery.kit import connect_args
 from uds.datasources.params import ConnectionParams
 from uds.settings import Settings
-from uds.workers.settings import make_worker
+from uds.workers.settings import make_worker, stop_worker
 
 MEMBERS = {"viewer@d": "VIEWER", "editor@d": "EDITOR", "admin@d": "ADMIN"}
 
@@ -39,7 +39,7 @@ query($d: ID!, $w: ID!, $r: Boolean) { widgetData(dashboardId: $d, widgetId: $w,
 UPDATE = """
 mutation($input: UpdateDashboardInput!) { updateDashboard(input: $input) {
   __typename ... on Dashboard { id title version widgets { id title sql version kind position { x y w h } } }
-  ... on ValidationError { message } ... on NotFound { message } ... on NotAllowed { message reasons } } }"""
+  ... on ValidationError { message code } ... on NotFound { message code } ... on NotAllowed { message reasons code } } }"""
 DELETE = """
 mutation($id: ID!) { deleteDashboard(id: $id) {
   __typename ... on DashboardDeleted { id } ... on NotFound { message } ... on NotAllowed { message reasons } } }"""
@@ -124,7 +124,9 @@ async def running_worker(settings: Settings) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        await worker.close()
+        # stop_worker, not arq's close(): close() stops at a job task cancelled while arq
+        # records its end, and then leaves the worker's pool and Services open.
+        await stop_worker(worker)
         with contextlib.suppress(asyncio.CancelledError):
             await task
 

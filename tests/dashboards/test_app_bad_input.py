@@ -138,6 +138,7 @@ async def test_hostile_widget_sql_is_refused_and_nothing_runs(world: World, dash
     for what, sql in hostile.items():
         data = await world.ok(UPDATE, {"input": {"id": d["id"], "widgets": [{"id": w["id"], "sql": sql}]}})
         assert data["updateDashboard"]["__typename"] == "ValidationError", (what, data)
+        assert data["updateDashboard"]["code"] == "BAD_USER_INPUT", (what, data)
         assert "widget SQL" in data["updateDashboard"]["message"], (what, data)
     after = (await world.ok(DASHBOARD, {"id": d["id"]}))["dashboard"]
     assert after["version"] == d["version"] and after["widgets"][0]["sql"] == w["sql"]

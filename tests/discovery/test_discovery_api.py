@@ -28,7 +28,7 @@ from uds.discovery.jobs import step_key
 from uds.discovery.snapshot import TableSnapshot
 from uds.settings import Settings
 from uds.tenants.slugs import tenant_schema
-from uds.workers.settings import make_worker
+from uds.workers.settings import make_worker, stop_worker
 
 REGISTER = """
 mutation($input: DataSourceInput!) {
@@ -94,7 +94,9 @@ async def running_worker(settings: Settings) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        await worker.close()
+        # stop_worker, not arq's close(): close() stops at a job task cancelled while arq
+        # records its end, and then leaves the worker's pool and Services open.
+        await stop_worker(worker)
         with contextlib.suppress(asyncio.CancelledError):
             await task
 
