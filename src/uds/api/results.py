@@ -19,38 +19,34 @@ T = TypeVar("T")
 @strawberry.type(description="The input was refused; the typed form of the BAD_USER_INPUT error code.")
 class ValidationError:
     message: str
-
-    @strawberry.field(description="Always BAD_USER_INPUT: the same code as the error form.")
-    def code(self) -> str:
-        return "BAD_USER_INPUT"
+    code: str = strawberry.field(
+        default="BAD_USER_INPUT", description="Always BAD_USER_INPUT: the same code as the error form."
+    )
 
 
 @strawberry.type(description="The policy said no; the typed form of the FORBIDDEN error code.")
 class NotAllowed:
     message: str
     reasons: list[str]
-
-    @strawberry.field(description="Always FORBIDDEN: the same code as the error form.")
-    def code(self) -> str:
-        return "FORBIDDEN"
+    code: str = strawberry.field(
+        default="FORBIDDEN", description="Always FORBIDDEN: the same code as the error form."
+    )
 
 
 @strawberry.type(description="No such thing in this tenant; the typed form of the NOT_FOUND error code.")
 class NotFound:
     message: str
-
-    @strawberry.field(description="Always NOT_FOUND: the same code as the error form.")
-    def code(self) -> str:
-        return "NOT_FOUND"
+    code: str = strawberry.field(
+        default="NOT_FOUND", description="Always NOT_FOUND: the same code as the error form."
+    )
 
 
 @strawberry.type(description="It clashes with what exists (a name taken, a state that forbids it).")
 class Conflict:
     message: str
-
-    @strawberry.field(description="Always CONFLICT.")
-    def code(self) -> str:
-        return "CONFLICT"
+    code: str = strawberry.field(
+        default="CONFLICT", description="Always CONFLICT."
+    )
 
 
 async def mutate(
