@@ -5,8 +5,8 @@ A page holds whole tables, in catalog order (schema, name), while the page's JSO
 within `max_chars`; the first table of a page is always included, so paging always
 advances. The tables come from `catalog.tablesConnection(first, after)`: a call asks for
 about as many as the budget can take (a first guess, then the average size of the tables
-it has seen), at most `MAX_FETCHES` times, so one call reads about one page of tables and
-never the whole catalog.
+it has seen), again while there is room, at most `MAX_FETCHES` times; so one call reads
+about one page of tables and never the whole catalog.
 
 The cursor given out holds the discovery run it was cut from, the API's cursor of the last
 table shown, the number of tables before the next page and the schema filter. If a newer
@@ -27,13 +27,15 @@ DEFAULT_MAX_CHARS = 12_000
 # A table's size in a page, in characters, before any has been seen (a summary table with a
 # resource link is about 250; a detail one adds about 90 a column).
 FIRST_GUESS = {"summary": 250, "detail": 900}
+PAGE_GUESS = 600  # the page's fields other than its tables (run, paging, the cursor)
 MAX_FETCHES = 4
 
 Fetch = Callable[[int, str | None, bool], Awaitable[dict[str, Any]]]
 
 
 def _size(value: Any) -> int:
-    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False))
+    """Characters of the value's JSON as the tool result's text has it."""
+    return len(json.dumps(value, ensure_ascii=False))
 
 
 def _bad_cursor() -> GatewayError:
@@ -138,12 +140,13 @@ async def read_page(
     shape = summary_table if level == "summary" else detail_table
     page: dict[str, Any] | None = None
     names: list[str] = []
-    used = 0
+    cursors: list[str] = []  # the API's cursor of each table shown
+    used = PAGE_GUESS  # until the page's own fields are measured
     guess = FIRST_GUESS[level]
     more = True
     full = False
     for _ in range(MAX_FETCHES):
-        first = max(1, min(max_first, math.ceil(max(max_chars - used, 0) / guess) + 1))
+        first = max(1, min(max_first, round((max_chars - used) / guess)))
         catalog = await fetch(first, after, page is None)
         run = catalog["run"]
         if run_id is not None and run["id"] != run_id:
@@ -161,9 +164,9 @@ async def read_page(
                     "offset": offset,
                     "tables": 0,
                     "totalTables": catalog["tableCount"],
-                    # the longest it can get, so that the page is measured with it
-                    "nextCursor": encode_cursor(run_id, "x" * 256, 10**9, schema),
-                    "chars": 10**9,
+                    # room for a typical cursor (a longer one is made room for below)
+                    "nextCursor": encode_cursor(run_id, "x" * 64, offset + 10**4, schema),
+                    "chars": 10**6,
                     "maxChars": max_chars,
                 },
             }
@@ -173,27 +176,38 @@ async def read_page(
             table = edge["node"]
             item = shape(table)
             item["resource"] = link(qualified(table))
-            cost = _size(item) + 1
+            cost = _size(item) + 2  # with the ", " before it
             if names and used + cost > max_chars:
                 full = True
                 break
             page["tables"].append(item)
             names.append(qualified(table))
+            cursors.append(edge["cursor"])
             used += cost
-            after = edge["cursor"]
         more = full or connection["pageInfo"]["hasNextPage"]
         if full or not more:
             break
+        after = cursors[-1] if cursors else after
         guess = max(1, math.ceil((used - _size({**page, "tables": []})) / len(names))) if names else guess
+        if max_chars - used < guess / 2:
+            break  # another table would hardly fit
     assert page is not None and run_id is not None
-    page["page"]["tables"] = len(names)
-    page["page"]["nextCursor"] = (
-        encode_cursor(run_id, after, offset + len(names), schema) if more and after is not None else None
-    )
-    page["page"]["chars"] = 0
-    page["page"]["chars"] = _size(page)
-    page["page"]["chars"] = _size(page)  # its own digits counted
-    return page, names
+    while True:
+        last = cursors[-1] if cursors else after
+        page["page"]["tables"] = len(names)
+        page["page"]["nextCursor"] = (
+            encode_cursor(run_id, last, offset + len(names), schema) if more and last is not None else None
+        )
+        page["page"]["chars"] = 0
+        page["page"]["chars"] = _size(page)
+        page["page"]["chars"] = _size(page)  # its own digits counted
+        if page["page"]["chars"] <= max_chars or len(names) <= 1:
+            return page, names
+        # A cursor longer than the room kept for it (long names): the last table goes.
+        page["tables"].pop()
+        names.pop()
+        cursors.pop()
+        more = True
 
 
 def table_names(wanted: str) -> list[tuple[str | None, str]]:
