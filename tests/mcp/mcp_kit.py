@@ -297,7 +297,7 @@ async def discovered(world: World) -> dict[str, Any]:
     return {"result": result.structured_content, "progress": seen}
 
 
-# -- a wide source: 300 generated tables, a mixed-case quoted one, a name in two schemas --
+# -- a wide source: 300 generated tables, a mixed-case one, a name in two schemas, a dotted name --
 
 WIDE_TABLES = 300
 
@@ -323,6 +323,7 @@ async def wide_db(base_settings: Settings) -> AsyncIterator[ConnectionParams]:
             """insert into "Sales"."OrderItems" select g, g % 7, format('buyer%s@example.com', g)
                from generate_series(1, 200) g""",
             "create table wide.dup (id int primary key)",
+            'create table wide."v1.2" (id int primary key)',
             'create table "Sales".dup (id int primary key)',
         )
         yield params

@@ -248,7 +248,7 @@ def operations(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, dict[str, Any
 async def test_a_wide_catalog_is_read_a_page_at_a_time(
     world: World, wide: mcp_kit.Wide, operations: list[tuple[str, dict[str, Any], dict[str, Any]]]
 ) -> None:
-    total = mcp_kit.WIDE_TABLES + 3
+    total = mcp_kit.WIDE_TABLES + 4
     async with http_client(world, "vi@w", tenant=wide.slug) as client:
         for level, budget in (("summary", 2500), ("detail", 6000)):
             names: list[str] = []
@@ -333,6 +333,8 @@ async def test_get_table_reads_one_table(
             error = (await get(spelled))["error"]
             assert error["code"] == code, (spelled, error)
         assert (await get('"Sales".dup'))["schema"] == "Sales"
+        for spelled in ("wide.v1.2", '"wide"."v1.2"', "v1.2"):
+            assert (await get(spelled))["name"] == "v1.2", spelled
         resource = await client.read_resource(f"uds://datasources/{wide.source_id}/tables/Sales.OrderItems")
         assert json.loads(resource.contents[0].text)["name"] == "OrderItems"
 

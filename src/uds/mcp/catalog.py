@@ -215,7 +215,8 @@ def table_names(wanted: str) -> list[tuple[str | None, str]]:
 
     'schema.name' or a bare name, as get_catalog shows them (exact, case-sensitive); or SQL
     identifiers, '"Sales"."OrderItems"', where quoted parts are exact and unquoted ones fold
-    to lower case, as in PostgreSQL. A dotted name without quotes may split at any dot.
+    to lower case, as in PostgreSQL. A dotted name without quotes may split at any dot, or
+    be a bare name with dots.
     """
     wanted = wanted.strip()
     if not wanted:
@@ -228,9 +229,10 @@ def table_names(wanted: str) -> list[tuple[str | None, str]]:
             return [(parts[0], parts[1])]
         raise GatewayError("BAD_USER_INPUT", f"table {wanted!r}: give 'schema.name' (two parts)")
     dots = [i for i, ch in enumerate(wanted) if ch == "."][:4]
-    if not dots:
-        return [(None, wanted)]
-    return [(wanted[:i], wanted[i + 1 :]) for i in dots if 0 < i < len(wanted) - 1] or [(None, wanted)]
+    splits: list[tuple[str | None, str]] = [
+        (wanted[:i], wanted[i + 1 :]) for i in dots if 0 < i < len(wanted) - 1
+    ]
+    return [*splits, (None, wanted)]  # last: a table whose own name has the dots
 
 
 def _sql_identifiers(text: str) -> list[str]:
