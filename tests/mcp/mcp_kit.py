@@ -21,7 +21,7 @@ from mcp_types import CallToolResult, Request, RequestParams, Result
 from pydantic import Field, TypeAdapter
 
 from conftest import Server, make_tenant, start_server
-from discovery.kit import drop_database
+from discovery.kit import create_database, drop_database, execute
 from mcp import Client, StdioServerParameters
 from uds.datasources.params import ConnectionParams, params_from_url
 from uds.demo import build_demo_database
@@ -295,3 +295,67 @@ async def discovered(world: World) -> dict[str, Any]:
         )
     assert not result.is_error, result
     return {"result": result.structured_content, "progress": seen}
+
+
+# -- a wide source: 300 generated tables, a mixed-case one, a name in two schemas, a dotted name --
+
+WIDE_TABLES = 300
+
+
+@pytest.fixture(scope="session")
+async def wide_db(base_settings: Settings) -> AsyncIterator[ConnectionParams]:
+    assert base_settings.database_url
+    admin = params_from_url(base_settings.database_url, database="postgres")
+    name = f"uds_mcp_wide_{uuid.uuid4().hex[:8]}"
+    await create_database(admin, name)
+    params = admin.with_database(name)
+    try:
+        await execute(
+            params,
+            "create schema wide",
+            'create schema "Sales"',
+            f"""do $$ begin for i in 1..{WIDE_TABLES} loop
+                execute format('create table wide.w%s (id int primary key, parent_id int%s, note text)',
+                    lpad(i::text, 3, '0'),
+                    case when i > 1 then format(' references wide.w%s(id)', lpad((i - 1)::text, 3, '0')) end);
+            end loop; end $$""",
+            'create table "Sales"."OrderItems" (id int primary key, "Qty" int, email text)',
+            """insert into "Sales"."OrderItems" select g, g % 7, format('buyer%s@example.com', g)
+               from generate_series(1, 200) g""",
+            "create table wide.dup (id int primary key)",
+            'create table wide."v1.2" (id int primary key)',
+            'create table "Sales".dup (id int primary key)',
+        )
+        yield params
+    finally:
+        await drop_database(admin, name)
+
+
+@dataclass
+class Wide:
+    slug: str  # a tenant of its own (tenant A's plan allows few data sources): ed@w, vi@w
+    source_id: str
+
+
+@pytest.fixture(scope="session")
+async def wide_source(world: World, wide_db: ConnectionParams) -> Wide:
+    """The wide database registered in a tenant of its own and discovered (through MCP)."""
+    slug = await make_tenant(world.server, members={"ed@w": "EDITOR", "vi@w": "VIEWER"})
+    status, body = await world.server.gql(
+        REGISTER,
+        {"input": {**source_input(wide_db, name="wide"), "schemas": ["wide", "Sales"]}},
+        token=world.token("ed@w"),
+        tenant=slug,
+    )
+    assert body["data"]["registerDataSource"]["__typename"] == "DataSource", body
+    source = body["data"]["registerDataSource"]["id"]
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        pass
+
+    async with http_client(world, "ed@w", tenant=slug) as client:
+        result = await client.call_tool(
+            "start_discovery", {"data_source_id": source}, progress_callback=on_progress
+        )
+    assert result.structured_content["job"]["status"] == "SUCCEEDED", result
+    return Wide(slug, source)

@@ -14,6 +14,9 @@ import pytest
 from mcp_kit import WAIT, TasksClient, World, cancel_task, get_task, http_client, poll_task
 from mcp_types import ResourceLink
 
+from uds.mcp import catalog as cat
+from uds.mcp.gateway import InProcessGateway
+
 # The session's fixtures (tests/mcp has no conftest of its own: a package named `mcp`
 # would shadow the SDK).
 mcp_settings, mcp_server, mcp_worker, shop_db, world, recorder, slow_source, discovered = (
@@ -26,6 +29,7 @@ mcp_settings, mcp_server, mcp_worker, shop_db, world, recorder, slow_source, dis
     mcp_kit.slow_source,
     mcp_kit.discovered,
 )
+wide_db, wide = mcp_kit.wide_db, mcp_kit.wide_source
 
 TOOL_NAMES = {
     "generate_dashboard",
@@ -224,6 +228,151 @@ async def test_catalog_pages_stay_under_the_budget_and_cover_every_table(
         assert json.loads(resource.contents[0].text)["name"] == "customers"
         bad = await client.call_tool("get_catalog", {"data_source_id": world.source_id, "cursor": "garbage"})
         assert bad.is_error and bad.structured_content["error"]["code"] == "BAD_USER_INPUT"
+
+
+@pytest.fixture
+def operations(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
+    """The GraphQL operations the HTTP bridge runs (name, variables, data), as they run."""
+    seen: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
+    execute = InProcessGateway.execute
+
+    async def recording(self: InProcessGateway, operation: str, variables: dict[str, Any]) -> dict[str, Any]:
+        data = await execute(self, operation, variables)
+        seen.append((operation, dict(variables), data))
+        return data
+
+    monkeypatch.setattr(InProcessGateway, "execute", recording)
+    return seen
+
+
+async def test_a_wide_catalog_is_read_a_page_at_a_time(
+    world: World, wide: mcp_kit.Wide, operations: list[tuple[str, dict[str, Any], dict[str, Any]]]
+) -> None:
+    total = mcp_kit.WIDE_TABLES + 4
+    async with http_client(world, "vi@w", tenant=wide.slug) as client:
+        for level, budget in (("summary", 2500), ("detail", 6000)):
+            names: list[str] = []
+            cursor, calls, fetches = None, 0, 0
+            while True:
+                args: dict[str, Any] = {"data_source_id": wide.source_id, "max_chars": budget, "level": level}
+                if cursor:
+                    args["cursor"] = cursor
+                operations.clear()
+                result = await client.call_tool("get_catalog", args)
+                assert not result.is_error, result
+                page = result.structured_content
+                shown = page["page"]["tables"]
+                assert page["page"]["chars"] == len(result.content[0].text) <= budget
+                assert page["page"]["totalTables"] == total and page["page"]["offset"] == len(names)
+                # Only about this page's tables were read, never the whole catalog.
+                assert {op for op, _, _ in operations} == {"GetCatalog"}
+                read = sum(len(data["catalog"]["tablesConnection"]["edges"]) for _, _, data in operations)
+                firsts = [variables["first"] for _, variables, _ in operations]
+                assert len(firsts) <= cat.MAX_FETCHES and shown <= read <= shown + 2, (shown, read, firsts)
+                fetches += len(firsts)
+                names += [t["table"] for t in page["tables"]]
+                calls += 1
+                cursor = page["page"]["nextCursor"]
+                if cursor is None:
+                    break
+            assert len(names) == len(set(names)) == total and calls > 10, (level, calls)
+            assert names[:3] == ["Sales.OrderItems", "Sales.dup", "wide.dup"] and names[-1] == "wide.w300"
+            assert fetches < 2 * calls, (level, fetches, calls)
+    last = next(t for t in page["tables"] if t["table"] == "wide.w300")
+    assert last["references"] == ["parent_id -> wide.w299(id)"] and last["primaryKey"] == ["id"]
+    assert [c["name"] for c in last["columns"]] == ["id", "parent_id", "note"]
+    async with http_client(world, "vi@w", tenant=wide.slug) as client:
+        sales = await client.call_tool("get_catalog", {"data_source_id": wide.source_id, "schema": "Sales"})
+        page = sales.structured_content
+        assert [t["table"] for t in page["tables"]] == ["Sales.OrderItems", "Sales.dup"]
+        assert page["page"]["totalTables"] == 2 and page["page"]["nextCursor"] is None
+        assert page["tables"][0]["piiColumns"] == ["email"]
+        first = (
+            await client.call_tool("get_catalog", {"data_source_id": wide.source_id, "max_chars": 1000})
+        ).structured_content["page"]["nextCursor"]
+        other_schema = await client.call_tool(
+            "get_catalog", {"data_source_id": wide.source_id, "cursor": first, "schema": "wide"}
+        )
+        assert other_schema.structured_content["error"]["code"] == "BAD_USER_INPUT", other_schema
+        _, after, offset = cat.decode_cursor(first, None)
+        stale = cat.encode_cursor("00000000-0000-0000-0000-000000000000", after, offset, None)
+        changed = await client.call_tool("get_catalog", {"data_source_id": wide.source_id, "cursor": stale})
+        assert changed.structured_content["error"]["code"] == "CONFLICT", changed
+
+
+async def test_get_table_reads_one_table(
+    world: World, wide: mcp_kit.Wide, operations: list[tuple[str, dict[str, Any], dict[str, Any]]]
+) -> None:
+    async with http_client(world, "vi@w", tenant=wide.slug) as client:
+
+        async def get(table: str) -> Any:
+            operations.clear()
+            result = await client.call_tool("get_table", {"data_source_id": wide.source_id, "table": table})
+            assert {op for op, _, _ in operations} <= {"GetCatalogTable"}, operations
+            return result.structured_content
+
+        w150 = await get("wide.w150")
+        assert (w150["schema"], w150["name"]) == ("wide", "w150") and len(operations) == 1
+        assert [c["name"] for c in w150["columns"]] == ["id", "parent_id", "note"]
+        assert {(r["fromTable"], r["toTable"]) for r in w150["relationships"]} == {
+            ("w150", "w149"),
+            ("w151", "w150"),
+        }
+        for spelled in ('"Sales"."OrderItems"', "Sales.OrderItems", "OrderItems"):
+            found = await get(spelled)
+            assert (found["schema"], found["name"]) == ("Sales", "OrderItems"), spelled
+            assert [c["name"] for c in found["columns"]] == ["id", "Qty", "email"]
+        for spelled, code in [
+            ("sales.orderitems", "NOT_FOUND"),  # names are exact; unquoted SQL would fold to this
+            ("wide.w999", "NOT_FOUND"),
+            ("nothing", "NOT_FOUND"),
+            ("dup", "BAD_USER_INPUT"),  # in two schemas
+            ('"Sales', "BAD_USER_INPUT"),
+            ('"a"."b"."c"', "BAD_USER_INPUT"),
+        ]:
+            error = (await get(spelled))["error"]
+            assert error["code"] == code, (spelled, error)
+        assert (await get('"Sales".dup'))["schema"] == "Sales"
+        for spelled in ("wide.v1.2", '"wide"."v1.2"', "v1.2"):
+            assert (await get(spelled))["name"] == "v1.2", spelled
+        resource = await client.read_resource(f"uds://datasources/{wide.source_id}/tables/Sales.OrderItems")
+        assert json.loads(resource.contents[0].text)["name"] == "OrderItems"
+
+
+TABLE = """query($id: ID!, $schema: String, $name: String!) { catalog(dataSourceId: $id) {
+  tableCount(schema: "Sales") tablesConnection(schema: "Sales") { nodes { name } }
+  table(schema: $schema, name: $name) { schema name columns { name pii } relationships { fromTable } } } }"""
+
+
+async def test_catalog_table_field_viewers_read_other_tenants_do_not(
+    world: World, wide: mcp_kit.Wide
+) -> None:
+    async def ask(sub: str, tenant: str, **variables: Any) -> dict[str, Any]:
+        _, body = await world.server.gql(
+            TABLE, {"id": wide.source_id, **variables}, token=world.token(sub), tenant=tenant
+        )
+        return body
+
+    body = await ask("vi@w", wide.slug, schema="Sales", name="OrderItems")
+    catalog = body["data"]["catalog"]
+    assert catalog["tableCount"] == 2 and [t["name"] for t in catalog["tablesConnection"]["nodes"]] == [
+        "OrderItems",
+        "dup",
+    ]
+    assert catalog["table"]["name"] == "OrderItems" and catalog["table"]["columns"][2] == {
+        "name": "email",
+        "pii": True,
+    }
+    assert (await ask("vi@w", wide.slug, name="w007"))["data"]["catalog"]["table"]["schema"] == "wide"
+    assert (await ask("vi@w", wide.slug, schema="wide", name="OrderItems"))["data"]["catalog"][
+        "table"
+    ] is None
+    ambiguous = await ask("vi@w", wide.slug, name="dup")
+    assert ambiguous["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT", ambiguous
+    assert "Sales.dup" in ambiguous["errors"][0]["message"]
+    intruder = await ask("bo@b", world.other, schema="Sales", name="OrderItems")
+    assert intruder["data"] is None or intruder["data"]["catalog"] is None
+    assert intruder["errors"][0]["extensions"]["code"] == "NOT_FOUND", intruder
 
 
 async def test_resources_jobs_and_catalog(world: World, discovered: dict[str, Any]) -> None:

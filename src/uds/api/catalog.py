@@ -215,35 +215,69 @@ class Catalog:
     relationships: list[Relationship]
 
     @strawberry.field(
-        description="Tables and views a page at a time, ordered by schema and name.",
+        description="Tables and views a page at a time, ordered by schema and name (only those of "
+        "`schema`, when given).",
         extensions=[NoPolicy("the tables of the catalog Query.catalog authorized")],
     )
     async def tables_connection(
-        self, info: Info[Context, None], first: int | None = None, after: str | None = None
+        self,
+        info: Info[Context, None],
+        first: int | None = None,
+        after: str | None = None,
+        schema: str | None = None,
     ) -> Connection[CatalogTable]:
         ctx = info.context
         size = page_size(first, ctx.services.settings.max_page_size)
         start = _table_cursor(after)
         session = await ctx.tx.tenant()
         run_id = sources.parse_id(self.run.id, "discovery run")
-        tables = await service.page_tables(session, run_id=run_id, after=start, limit=size + 1)
-        shown = {t.key for t in tables[:size]}
-        found = await service.relationships_of(session, run_id=run_id, tables=shown) if shown else []
-        relationships = [_relationship(r) for r in found]
+        tables = await service.page_tables(session, run_id=run_id, after=start, limit=size + 1, schema=schema)
         return connection(
-            [_table(t, relationships) for t in tables],
+            await _with_relationships(session, run_id, tables[:size])
+            + [_table(t, []) for t in tables[size:]],
             size=size,
             kind="table",
             key=lambda t: json.dumps([t.schema, t.name]),
         )
 
     @strawberry.field(
-        description="How many tables and views the catalog holds.",
+        description="How many tables and views the catalog holds (in `schema`, when given).",
         extensions=[NoPolicy("a count over the catalog Query.catalog authorized")],
     )
-    async def table_count(self, info: Info[Context, None]) -> int:
+    async def table_count(self, info: Info[Context, None], schema: str | None = None) -> int:
         session = await info.context.tx.tenant()
-        return await service.count_tables(session, run_id=sources.parse_id(self.run.id, "discovery run"))
+        run_id = sources.parse_id(self.run.id, "discovery run")
+        return await service.count_tables(session, run_id=run_id, schema=schema)
+
+    @strawberry.field(
+        description="One table or view with its columns and relationships: `name` in `schema`, or "
+        "without `schema` the one table of that name (several give BAD_USER_INPUT naming them). "
+        "Names are exact (case-sensitive, unquoted). Null when there is no such table.",
+        extensions=[NoPolicy("a table of the catalog Query.catalog authorized")],
+    )
+    async def table(
+        self, info: Info[Context, None], name: str, schema: str | None = None
+    ) -> CatalogTable | None:
+        session = await info.context.tx.tenant()
+        run_id = sources.parse_id(self.run.id, "discovery run")
+        found = await service.tables_named(session, run_id=run_id, name=name, schema=schema, limit=6)
+        if len(found) > 1:
+            names = ", ".join(f"{t.schema}.{t.name}" for t in found[:5]) + (", ..." if len(found) > 5 else "")
+            raise BadUserInput(f"there are several tables named {name!r} ({names}); give the schema")
+        if not found:
+            return None
+        return (await _with_relationships(session, run_id, found))[0]
+
+
+async def _with_relationships(
+    session: Any, run_id: Any, tables: list[snap.TableSnapshot]
+) -> list[CatalogTable]:
+    """The tables as GraphQL objects, with the relationships from or to each (one read)."""
+    if not tables:
+        return []
+    found = await service.relationships_of(session, run_id=run_id, tables={t.key for t in tables})
+    relationships = [_relationship(r) for r in found]
+    return [_table(t, relationships) for t in tables]
 
 
 def _table_cursor(after: str | None) -> tuple[str, str] | None:

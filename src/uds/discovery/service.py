@@ -306,15 +306,41 @@ async def load_tables(session: AsyncSession, *, run_id: uuid.UUID) -> dict[tuple
 
 
 async def page_tables(
-    session: AsyncSession, *, run_id: uuid.UUID, after: tuple[str, str] | None, limit: int
+    session: AsyncSession,
+    *,
+    run_id: uuid.UUID,
+    after: tuple[str, str] | None,
+    limit: int,
+    schema: str | None = None,
 ) -> list[TableSnapshot]:
-    """Up to `limit` tables of a run after (schema, name), in that order, with their columns."""
+    """Up to `limit` tables of a run after (schema, name), in that order, with their columns
+    (only those of `schema` when given)."""
     query = select(CatalogTable).where(CatalogTable.run_id == run_id)
+    if schema is not None:
+        query = query.where(CatalogTable.schema_name == schema)
     if after is not None:
         query = query.where(tuple_(CatalogTable.schema_name, CatalogTable.table_name) > tuple_(*after))
     rows = (
         await session.scalars(query.order_by(CatalogTable.schema_name, CatalogTable.table_name).limit(limit))
     ).all()
+    return await _with_columns(session, run_id=run_id, rows=rows)
+
+
+async def tables_named(
+    session: AsyncSession, *, run_id: uuid.UUID, name: str, schema: str | None = None, limit: int = 10
+) -> list[TableSnapshot]:
+    """The run's tables called `name` (in `schema` when given), with their columns; at most
+    `limit` of them, ordered by schema."""
+    query = select(CatalogTable).where(CatalogTable.run_id == run_id, CatalogTable.table_name == name)
+    if schema is not None:
+        query = query.where(CatalogTable.schema_name == schema)
+    rows = (await session.scalars(query.order_by(CatalogTable.schema_name).limit(limit))).all()
+    return await _with_columns(session, run_id=run_id, rows=rows)
+
+
+async def _with_columns(
+    session: AsyncSession, *, run_id: uuid.UUID, rows: Sequence[CatalogTable]
+) -> list[TableSnapshot]:
     if not rows:
         return []
     keys = [(r.schema_name, r.table_name) for r in rows]
@@ -339,11 +365,11 @@ async def page_tables(
     return tables
 
 
-async def count_tables(session: AsyncSession, *, run_id: uuid.UUID) -> int:
-    found = await session.scalar(
-        select(func.count()).select_from(CatalogTable).where(CatalogTable.run_id == run_id)
-    )
-    return int(found or 0)
+async def count_tables(session: AsyncSession, *, run_id: uuid.UUID, schema: str | None = None) -> int:
+    query = select(func.count()).select_from(CatalogTable).where(CatalogTable.run_id == run_id)
+    if schema is not None:
+        query = query.where(CatalogTable.schema_name == schema)
+    return int(await session.scalar(query) or 0)
 
 
 async def relationships_of(

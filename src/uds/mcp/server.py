@@ -399,15 +399,26 @@ class UdsMcpServer(MCPServer[Any]):
         self, spec: ToolSpec, arguments: dict[str, Any], gateway: Gateway, context: Any
     ) -> CallToolResult:
         source = arguments["data_source_id"]
-        level = arguments.get("level", "summary")
-        catalog = await self.catalog(gateway, source, detail=False)
-        page, names = cat.catalog_page(
+        schema = arguments.get("schema")
+
+        async def fetch(first: int, after: str | None, count: bool) -> dict[str, Any]:
+            variables = {
+                "dataSourceId": source,
+                "first": first,
+                "after": after,
+                "schema": schema,
+                "count": count,
+            }
+            return self.found_catalog(await gateway.execute(spec.operation, variables))
+
+        page, names = await cat.read_page(
+            fetch,
             source,
-            catalog,
-            level=level,
+            level=arguments.get("level", "summary"),
             cursor=arguments.get("cursor"),
             max_chars=int(arguments.get("max_chars", cat.DEFAULT_MAX_CHARS)),
-            schema=arguments.get("schema"),
+            schema=schema,
+            max_first=self.uds_settings.max_page_size,
             link=lambda table: table_uri(source, table),
         )
         links = [
@@ -434,8 +445,18 @@ class UdsMcpServer(MCPServer[Any]):
     async def _tool_get_table(
         self, spec: ToolSpec, arguments: dict[str, Any], gateway: Gateway, context: Any
     ) -> CallToolResult:
-        catalog = await self.catalog(gateway, arguments["data_source_id"], detail=True)
-        return ok_result(cat.find_table(catalog, arguments["table"]))
+        return ok_result(await self.table(gateway, arguments["data_source_id"], arguments["table"]))
+
+    async def table(self, gateway: Gateway, source: str, wanted: str) -> dict[str, Any]:
+        """One table of the catalog, read alone (GetCatalogTable), for each name it can mean."""
+        for schema, name in cat.table_names(wanted):
+            data = await gateway.execute(
+                "GetCatalogTable", {"dataSourceId": source, "schema": schema, "name": name}
+            )
+            found = self.found_catalog(data)["table"]
+            if found is not None:
+                return found  # type: ignore[no-any-return]
+        raise GatewayError("NOT_FOUND", f"no table {wanted!r} in this catalog; list them with get_catalog")
 
     async def _tool_catalog_diff(
         self, spec: ToolSpec, arguments: dict[str, Any], gateway: Gateway, context: Any
@@ -457,8 +478,12 @@ class UdsMcpServer(MCPServer[Any]):
         data = await gateway.execute("CatalogDiff", {"fromRunId": first, "toRunId": second})
         return ok_result(unwrap(data, "discovery run"))
 
-    async def catalog(self, gateway: Gateway, source: str, *, detail: bool) -> dict[str, Any]:
-        data = await gateway.execute("GetCatalogDetail" if detail else "GetCatalog", {"dataSourceId": source})
+    async def catalog(self, gateway: Gateway, source: str) -> dict[str, Any]:
+        """The whole catalog with every profile (only the catalog resource reads it)."""
+        return self.found_catalog(await gateway.execute("GetCatalogDetail", {"dataSourceId": source}))
+
+    @staticmethod
+    def found_catalog(data: dict[str, Any]) -> dict[str, Any]:
         if data.get("catalog") is None:
             raise GatewayError(
                 "NOT_FOUND",
@@ -480,7 +505,7 @@ class UdsMcpServer(MCPServer[Any]):
             mime_type="application/json",
         )
         async def catalog_resource(id: str, ctx: Context[Any, Any]) -> str:
-            catalog = await server._resource_call(ctx, lambda g: server.catalog(g, id, detail=True))
+            catalog = await server._resource_call(ctx, lambda g: server.catalog(g, id))
             return json.dumps(catalog, ensure_ascii=False)
 
         @self.resource(
@@ -491,11 +516,7 @@ class UdsMcpServer(MCPServer[Any]):
             mime_type="application/json",
         )
         async def table_resource(id: str, table: str, ctx: Context[Any, Any]) -> str:
-            catalog = await server._resource_call(ctx, lambda g: server.catalog(g, id, detail=True))
-            try:
-                found = cat.find_table(catalog, table)
-            except GatewayError as exc:
-                raise ResourceError(f"{exc.code}: {exc.message}") from None
+            found = await server._resource_call(ctx, lambda g: server.table(g, id, table))
             return json.dumps(found, ensure_ascii=False)
 
         @self.resource(

@@ -5,9 +5,10 @@ operation (a query is read-only and idempotent; a mutation says whether it destr
 the explicit table below).
 
 Tool arguments are the operation's variables in snake_case (`dataSourceId` ->
-`data_source_id`); `flatten` spreads an input object's fields into top-level arguments, and
-`extra` adds arguments the bridge itself uses (paging, waiting), never a tenant: the tenant
-comes from the caller's credentials only.
+`data_source_id`); `flatten` spreads an input object's fields into top-level arguments,
+`internal` names variables the bridge sets itself (the API's paging), and `extra` adds
+arguments the bridge itself uses (paging, waiting), never a tenant: the tenant comes from
+the caller's credentials only.
 """
 
 from __future__ import annotations
@@ -109,6 +110,7 @@ class ToolSpec:
     required_extra: tuple[str, ...] = ()
     docs: dict[str, str] = field(default_factory=dict)
     long_job: bool = False
+    internal: frozenset[str] = frozenset()  # variables the bridge sets itself (paging), not arguments
 
     @property
     def kind(self) -> str:
@@ -233,10 +235,12 @@ TOOLS: tuple[ToolSpec, ...] = (
             "(default) gives each table's row count, primary key, references to other tables, PII "
             "columns and quality score; level=detail adds every column's type, nullability, semantic "
             "type and PII flag. Pages stay under max_chars characters: when page.nextCursor is set, "
-            "call again with cursor=page.nextCursor. For one table's full profiles use get_table or "
-            "the resource links in the result."
+            "call again with cursor=page.nextCursor (and the same schema). page.totalTables says how "
+            "many tables there are. For one table's full profiles use get_table or the resource links "
+            "in the result."
         ),
         operation="GetCatalog",
+        internal=frozenset({"first", "after", "count"}),
         extra={
             "level": {"type": "string", "enum": ["summary", "detail"], "description": "How much per table."},
             "cursor": {"type": "string", "description": "page.nextCursor of the previous page."},
@@ -255,7 +259,6 @@ TOOLS: tuple[ToolSpec, ...] = (
                 "run": {"type": "object"},
                 "level": {"type": "string"},
                 "tables": {"type": "array", "items": {"type": "object"}},
-                "relationships": {"type": "array", "items": {"type": "object"}},
                 "page": {
                     "type": "object",
                     "properties": {
@@ -279,11 +282,20 @@ TOOLS: tuple[ToolSpec, ...] = (
         description=(
             "Everything discovery knows about one table: columns with types, semantic types, PII flags "
             "and value profiles (null fraction, distinct count, min/max, top values; PII values come "
-            "masked), indexes, keys, quality and relationships. `table` is 'schema.name' or a bare "
-            "name when it is unique."
+            "masked), indexes, keys, quality and relationships. `table` is 'schema.name' as get_catalog "
+            "shows it (exact case), a bare name when it is unique, or SQL identifiers such as "
+            '\'"Sales"."OrderItems"\'.'
         ),
-        operation="GetCatalogDetail",
-        extra={"table": {"type": "string", "description": "'schema.name', or a unique table name."}},
+        operation="GetCatalogTable",
+        internal=frozenset({"schema", "name"}),
+        extra={
+            "table": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": 300,
+                "description": "'schema.name' (exact case), a unique table name, or '\"Schema\".\"Name\"'.",
+            }
+        },
         required_extra=("table",),
         output={
             "type": "object",
@@ -526,6 +538,8 @@ def _binding(spec: ToolSpec) -> Binding:
     required: list[str] = []
     mapping: dict[str, tuple[str, str | None]] = {}
     for name, gtype, needed in variables_of(spec.operation):
+        if name in spec.internal:
+            continue
         if name == spec.flatten:
             inner = gtype.of_type if isinstance(gtype, GraphQLNonNull) else gtype
             for fname, f in inner.fields.items():
