@@ -68,7 +68,7 @@ async def test_shared_replay_reads_return_what_the_orm_reads(jobs_server: Server
     engine = jobs_server.services.engine
     async with transaction(engine, slug) as tx:
         session = await tx.tenant()
-        await emit(session, job.id, key="a", type="progress", progress=0.25, phase="p\u00e9", message="x\"y")
+        await emit(session, job.id, key="a", type="progress", progress=0.25, phase="p\u00e9", message='x"y')
         await emit(session, job.id, key="b", type="progress", data={"n": [1, 2.5, None], "s": "\u2603"})
     async with transaction(engine, slug) as tx:
         await service.finish(await tx.tenant(), job.id, status=SUCCEEDED, result={"rows": 3, "big": 2**70})
