@@ -374,6 +374,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     raise RuntimeError(f"the API did not start; see {work / 'api.log'}")
                 await asyncio.sleep(0.2)
         api_proc = psutil.Process(api.pid)
+
+        def api_cpu() -> float:
+            times = api_proc.cpu_times()
+            return float(times.user + times.system)
+
         services = await Services.start(replace(settings, db_pool_size=2))
         keys = JobKeys(prefix)
 
@@ -436,10 +441,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             clients.append(group)
             await asyncio.to_thread(group.wait_line, b"started")
             setup_spy = start_profiler(api_proc.pid, profile_setup) if profile_setup else None
-            setup = time.monotonic()
+            setup, cpu = time.monotonic(), api_cpu()
             group.go()
             await asyncio.to_thread(group.wait_line, b"ready")
-            setup = time.monotonic() - setup
+            setup, setup_cpu = time.monotonic() - setup, api_cpu() - cpu
             if setup_spy is not None:
                 setup_spy.send_signal(signal.SIGINT)
                 await asyncio.to_thread(setup_spy.wait)
@@ -455,9 +460,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
             sampler = asyncio.create_task(sample())
             spy = start_profiler(api_proc.pid, profile) if profile else None  # the events only
-            started = time.monotonic()
+            started, cpu = time.monotonic(), api_cpu()
             await publish_events(job_id, count, gap, channel if mode == "redis" else None)
             latencies, seqs = await asyncio.to_thread(group.results)
+            events_cpu = api_cpu() - cpu  # with the clients' ends (close) included
             if spy is not None:
                 spy.send_signal(signal.SIGINT)
                 await asyncio.to_thread(spy.wait)
@@ -475,6 +481,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 "latency": summary(latencies),
                 "seconds": took,
                 "setup_seconds": setup,
+                # The API process's CPU (user + system), per subscription set up and per
+                # event delivered to one subscriber: less sensitive to a busy machine than
+                # wall time. Zero for raw Redis (the API does nothing there).
+                "api_cpu_ms_per_setup": setup_cpu * 1000 / subscribers,
+                "api_cpu_ms_per_delivery": events_cpu * 1000 / (subscribers * (count + 1)),
                 "api_rss_open_mb": rss_open / 2**20,
                 "api_rss_peak_mb": peak / 2**20,
                 "_samples": latencies,
@@ -582,6 +593,9 @@ def report(results: dict[str, Any]) -> None:
     print(f"  memory per open subscription: {per_kb:.0f} KB (RSS with them open minus idle, / {n})")
     print(f"  set-up of {n} subscriptions: UDS {fan['ws']['setup_seconds']:.2f} s, "
           f"raw Redis {fan['redis']['setup_seconds']:.2f} s (from the clients' go to every first event)")
+    print(f"  API process CPU: {fan['ws']['api_cpu_ms_per_setup']:.3f} ms per subscription set up "
+          f"(connect, init, subscribe, first event), {fan['ws']['api_cpu_ms_per_delivery'] * 1000:.0f} us "
+          "per event delivered to one subscriber")  # fmt: skip
     print()
     print("targets (issue #13; measured in this run)")
     p99 = ws["p99_ms"] / rd["p99_ms"]

@@ -186,6 +186,12 @@ class TransactionScope:
         async with adapter._execute_mutex:
             return await adapter.driver_connection.fetchrow(sql, *args)
 
+    async def fetch(self, sql: str, *args: Any) -> Any:
+        """Like `fetchval`, for a statement returning rows."""
+        adapter = await self._adapter()
+        async with adapter._execute_mutex:
+            return await adapter.driver_connection.fetch(sql, *args)
+
     async def _adapter(self) -> Any:
         """SQLAlchemy's adapter of the asyncpg connection (its `driver_connection`)."""
         if not self.reading:

@@ -3,6 +3,7 @@ with a state that is still active (what `uds jobs watch` and replays rely on).""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from sqlalchemy import event
@@ -52,3 +53,36 @@ async def test_a_job_ending_between_two_reads_is_seen_consistently(jobs_server: 
     async with transaction(engine, slug) as reader:
         records = await events_after(await reader.tenant(), job.id, 0)
     assert records[-1].terminal and records[-1].job.status == SUCCEEDED
+
+
+async def test_shared_replay_reads_return_what_the_orm_reads(jobs_server: Server) -> None:
+    """EventReads' one prepared statement gives the records events_and_state gives,
+    for every page shape: from the start, from the middle, up to a seq, the state alone,
+    a job of another tenant and no job at all."""
+    from uds.jobs.events import emit, events_and_state
+    from uds.jobs.replay import PAST_THE_END, EventReads
+
+    slug = await tenant_with(jobs_server, ed="EDITOR")
+    other = await tenant_with(jobs_server, ed="EDITOR")
+    job = await start(jobs_server, slug)
+    engine = jobs_server.services.engine
+    async with transaction(engine, slug) as tx:
+        session = await tx.tenant()
+        await emit(session, job.id, key="a", type="progress", progress=0.25, phase="p\u00e9", message='x"y')
+        await emit(session, job.id, key="b", type="progress", data={"n": [1, 2.5, None], "s": "\u2603"})
+    async with transaction(engine, slug) as tx:
+        await service.finish(await tx.tenant(), job.id, status=SUCCEEDED, result={"rows": 3, "big": 2**70})
+
+    reads = EventReads(jobs_server.services.read_engine)
+    for after, upto in ((0, None), (1, None), (0, 2), (2, 2), (PAST_THE_END, None)):
+        async with transaction(engine, slug) as tx:
+            expected = await events_and_state(await tx.tenant(), job.id, after, upto=upto)
+        got = await reads.after(slug, job.id, after, upto=upto)
+        assert got == expected, (after, upto)
+    state, records = await reads.after(slug, job.id, 0)
+    assert state is not None and state.result == {"rows": 3, "big": 2**70}
+    assert [r.seq for r in records] == [1, 2, 3, 4] and records[-1].terminal
+    assert await reads.exists(slug, job.id)
+    assert await reads.after(other, job.id, 0) == (None, [])  # another tenant's job: not there
+    assert not await reads.exists(other, job.id)
+    assert await reads.after(slug, uuid.uuid4(), 0) == (None, [])

@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+from redis.asyncio import Redis
 
 from conftest import Server, make_tenant, start_server
 from private_redis import PrivateRedis
@@ -100,8 +101,29 @@ async def test_gcra_admits_exactly_the_burst_under_concurrency(settings: Setting
         assert low <= admitted <= high, (admitted, elapsed)
         refused = [v for v in verdicts if v is not None and not v.allowed]
         assert refused and all(0 < v.retry_after <= 0.1 + 1e-6 for v in refused)
+        assert limiter.scripts.pipelines >= 1, "concurrent calls went to Redis together"
     finally:
         await limiter.aclose()
+
+
+async def test_coalesced_script_calls_load_a_script_redis_does_not_know(settings: Settings) -> None:
+    """Calls queued behind another go as one pipeline of EVALSHAs; a script Redis has
+    never seen (NOSCRIPT there) is loaded and run, once per call, in the callers' order."""
+    from uds.ratelimit import _Scripts
+
+    redis = Redis.from_url(settings.redis_url or "")
+    try:
+        scripts = _Scripts(redis)
+        first = scripts.caller("return 'first'")
+        fresh = scripts.caller(f"-- {uuid.uuid4().hex}\nreturn redis.call('INCR', KEYS[1])")
+        key = settings.redis_prefix + "test:coalesce:" + uuid.uuid4().hex
+        results = await asyncio.gather(first(keys=[], args=[]), *(fresh(keys=[key], args=[]) for _ in range(5)))
+        assert results == [b"first", 1, 2, 3, 4, 5]
+        assert scripts.pipelines == 1
+        assert int(await redis.get(key)) == 5  # each call ran once
+        await redis.delete(key)
+    finally:
+        await redis.aclose()
 
 
 async def test_two_tenants_do_not_share_a_bucket(limited: Server) -> None:

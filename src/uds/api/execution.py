@@ -47,6 +47,21 @@ class SharedEvent:
         self.results: dict[tuple[int, bytes], dict[str, Any]] = {}
 
 
+_UNKNOWN = object()
+
+
+class _SharedResult:
+    """Stands in for a per-event executor when the event's result is shared already."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.data = data
+
+    def execute_operation(self, serially: bool | None = None) -> ExecutionResult:
+        return ExecutionResult(self.data, None)
+
+
 class UdsExecutor(StrawberryGraphQLCoreExecutionContext):
     """The executor of every UDS operation (`execution_context_class` of the schema)."""
 
@@ -73,7 +88,21 @@ class UdsExecutor(StrawberryGraphQLCoreExecutionContext):
 
     def build_per_event_executor(self, payload: Any) -> Any:
         """graphql-core's per-event copy, without `copy.copy`'s generic reduce protocol
-        (it runs for every event of every subscriber)."""
+        (it runs for every event of every subscriber).
+
+        An event whose result another subscriber with the same operation and directive
+        variables has made already needs no executor at all: its shared result is
+        returned as it is (the key is worked out once per subscription).
+        """
+        if type(payload) is SharedEvent:
+            key = self.__dict__.get("_uds_share_key", _UNKNOWN)
+            if key is _UNKNOWN:
+                key = self._uds_share_key = _share_key(self)
+            if key is not None:
+                data = payload.results.get(key)
+                if data is not None:
+                    STATS["shared_results"] += 1
+                    return _SharedResult(data)
         executor = object.__new__(type(self))
         executor.__dict__.update(self.__dict__)
         executor.root_value = payload

@@ -229,7 +229,7 @@ async def job_events(
             raise BadUserInput("afterSeq must be 0 or more")
         tenant, jid = ctx.require_tenant().slug, _job_id(job_id)
         services = ctx.services
-        if await services.event_reads.state(tenant, jid) is None:
+        if not await services.event_reads.exists(tenant, jid):
             raise Missing("no such job")  # e.g. another tenant's: it is in another schema
         stream = job_event_stream(
             engine=services.read_engine,

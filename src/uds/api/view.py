@@ -83,8 +83,8 @@ class TextWebSocketAdapter(ASGIWebSocketAdapter):
         from starlette.websockets import WebSocketDisconnect
         from strawberry.http.exceptions import WebSocketDisconnected
 
-        try:
-            await self.ws.send_text(encode_json(message).decode())
+        try:  # WebSocket.send itself: send_text only wraps the message
+            await self.ws.send({"type": "websocket.send", "text": encode_json(message).decode()})
         except WebSocketDisconnect as exc:
             raise WebSocketDisconnected from exc
 

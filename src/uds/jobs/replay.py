@@ -5,28 +5,91 @@ state (is there such a job?) and the events stored so far. `EventReads` runs one
 for all the subscribers asking for the same (tenant, job, after, upto) while it is in
 flight, and hands each of them the same records; the next ones to arrive start the next
 query. Reads go to the engine it is given: the read-only one in the API process.
+
+A read is one prepared statement sent on the pooled asyncpg connection itself (no ORM
+session, no SQLAlchemy compile): the job's row joined with the page of its events. One
+statement is one snapshot, so the state always agrees with the events read with it (a
+job's terminal event commits with its final state).
+
+`exists` answers "is there such a job?" from the reads of the last few seconds: a
+thousand subscribers arriving one after another cost one read for that check, not a
+thousand. Only a found job is remembered, and the stream re-reads the job itself after
+subscribing (uds.jobs.stream raises NotFound when it is gone by then).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import time
 import uuid
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from uds.db import transaction
-from uds.jobs.events import EventRecord, events_and_state
+from uds.db import TransactionScope
+from uds.jobs.events import EventRecord
 from uds.jobs.models import JobState
+from uds.tenants.slugs import tenant_schema
 
 Key = tuple[str, uuid.UUID, int, int | None]
 PAST_THE_END = 2**31 - 1  # an after_seq beyond any event: a read of the state alone
+PAGE = 500
+SEEN_SECONDS = 5.0  # how long a found job counts as existing for `exists`
+SEEN_MAX = 10_000
+
+_STATE_FIELDS = JobState.__slots__
+_JSON_FIELDS = frozenset({"result"})
+_EVENT_COLUMNS = ("seq", "at", "type", "progress", "phase", "message", "data")
+
+
+def _statement(tenant: str) -> str:
+    """The replay statement of a tenant: its schema is quoted into the text (no search_path)."""
+    schema = '"' + tenant_schema(tenant) + '"'
+    state = ", ".join(f"j.{name}::text" if name in _JSON_FIELDS else f"j.{name}" for name in _STATE_FIELDS)
+    events = ", ".join(f"e.{name}::text" if name == "data" else f"e.{name}" for name in _EVENT_COLUMNS)
+    return (
+        f"SELECT {state}, {events} FROM {schema}.jobs AS j LEFT JOIN LATERAL ("
+        f"SELECT {', '.join(_EVENT_COLUMNS)} FROM {schema}.job_events"
+        " WHERE job_id = j.id AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4"
+        ") AS e ON true WHERE j.id = $1 ORDER BY e.seq"
+    )
+
+
+_STATEMENTS: dict[str, str] = {}
+_N_STATE = len(_STATE_FIELDS)
+_RESULT_AT = _STATE_FIELDS.index("result")
+
+
+def _records(rows: list[Any]) -> tuple[JobState | None, list[EventRecord]]:
+    if not rows:
+        return None, []
+    first = list(rows[0][:_N_STATE])
+    if first[_RESULT_AT] is not None:
+        first[_RESULT_AT] = json.loads(first[_RESULT_AT])
+    state = JobState(*first)
+    n = _N_STATE
+    return state, [
+        EventRecord(
+            seq=row[n],
+            at=row[n + 1],
+            type=row[n + 2],
+            progress=row[n + 3],
+            phase=row[n + 4],
+            message=row[n + 5],
+            data=json.loads(row[n + 6]) if row[n + 6] is not None else {},
+            job=state,
+        )
+        for row in rows
+        if row[n] is not None  # the job without events: one row of NULLs on the event side
+    ]
 
 
 class EventReads:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._pending: dict[Key, asyncio.Future[tuple[JobState | None, list[EventRecord]]]] = {}
+        self._seen: dict[tuple[str, uuid.UUID], float] = {}  # found jobs, when
         self.queries = 0  # reads that went to the database (the others shared one)
 
     async def after(
@@ -42,16 +105,43 @@ class EventReads:
         self._pending[key] = future
         try:
             self.queries += 1
-            async with transaction(self._engine, tenant) as tx:
-                result = await events_and_state(await tx.tenant(), job_id, after_seq, upto=upto)
+            result = await self._read(tenant, job_id, after_seq, upto)
         except BaseException as exc:
             future.set_exception(exc)
             future.exception()  # retrieved: those who wait on it get it, nobody else must
             raise
         finally:
             del self._pending[key]
+        if result[0] is not None:
+            self._remember(tenant, job_id)
         future.set_result(result)
         return result
 
+    async def _read(
+        self, tenant: str, job_id: uuid.UUID, after_seq: int, upto: int | None
+    ) -> tuple[JobState | None, list[EventRecord]]:
+        sql = _STATEMENTS.get(tenant)
+        if sql is None:
+            sql = _STATEMENTS[tenant] = _statement(tenant)
+        scope = TransactionScope(self._engine, tenant, read_engine=self._engine)
+        scope.read_only()
+        try:
+            rows = await scope.fetch(sql, job_id, after_seq, PAST_THE_END if upto is None else upto, PAGE)
+        finally:
+            await scope.close()
+        return _records(rows)
+
+    def _remember(self, tenant: str, job_id: uuid.UUID) -> None:
+        if len(self._seen) >= SEEN_MAX:
+            self._seen.clear()
+        self._seen[(tenant, job_id)] = time.monotonic()
+
     async def state(self, tenant: str, job_id: uuid.UUID) -> JobState | None:
         return (await self.after(tenant, job_id, PAST_THE_END))[0]
+
+    async def exists(self, tenant: str, job_id: uuid.UUID) -> bool:
+        """Whether the tenant has the job: found by a read of the last SEEN_SECONDS, or now."""
+        seen = self._seen.get((tenant, job_id))
+        if seen is not None and time.monotonic() - seen < SEEN_SECONDS:
+            return True
+        return await self.state(tenant, job_id) is not None
