@@ -36,7 +36,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/discovery.py
 	$(BIN)/python bench/render.py
 	$(BIN)/python bench/dashboards.py
-	$(BIN)/python bench/mcp.py
+	$(BIN)/python bench/mcp_bridge.py
 
 schema: $(STAMP)
 	$(BIN)/uds schema --write

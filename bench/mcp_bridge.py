@@ -1,6 +1,6 @@
 """Benchmark: what the MCP bridge adds to a GraphQL operation, and to a job's progress.
 
-    .venv/bin/python bench/mcp.py [--calls N] [--rounds R] [--events N] [--json PATH]
+    .venv/bin/python bench/mcp_bridge.py [--calls N] [--rounds R] [--events N] [--json PATH]
 
 Measures, on 127.0.0.1 only, in one run, against one API process (`uds serve`):
 
