@@ -18,11 +18,14 @@ WebSocket connections are capped per member with leases: a sorted set per member
 connection ids scored by lease expiry, renewed by the process holding them, so a process
 that dies without closing its sockets frees their slots within LEASE_SECONDS.
 
-Script calls made while another one is on its way to Redis wait for it and then go
+Lease acquisitions made while another one is on its way to Redis wait for it and then go
 together, in one pipeline (`_Scripts`): a thousand WebSocket clients connecting at once
 cost a few round trips and connection checkouts instead of a thousand each. Every call is
-still its own EVALSHA, run atomically by Redis in the order sent, so the limits stay
-exact; a lone call goes out at once, as before.
+still its own EVALSHA, run atomically by Redis in the order sent, so the caps stay exact;
+a lone call goes out at once. The request buckets (GCRA) are not coalesced: under HTTP
+load, queueing every request's check behind the one in flight halved the read
+benchmark's throughput (bench/graphql_read.py: about 1,000 req/s plain, about 550
+coalesced, 2026-11-30).
 """
 
 from __future__ import annotations
@@ -160,7 +163,7 @@ class RateLimiter:
         self.prefix = prefix
         self.redis = Redis.from_url(redis_url, socket_timeout=timeout, socket_connect_timeout=timeout)
         scripts = self.scripts = _Scripts(self.redis)
-        self._gcra = scripts.caller(GCRA)
+        self._gcra = self.redis.register_script(GCRA)
         self._acquire = scripts.caller(ACQUIRE_LEASE)
         self._renew = self.redis.register_script(RENEW_LEASE)
         self._broken_until = 0.0

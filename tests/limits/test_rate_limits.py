@@ -101,7 +101,6 @@ async def test_gcra_admits_exactly_the_burst_under_concurrency(settings: Setting
         assert low <= admitted <= high, (admitted, elapsed)
         refused = [v for v in verdicts if v is not None and not v.allowed]
         assert refused and all(0 < v.retry_after <= 0.1 + 1e-6 for v in refused)
-        assert limiter.scripts.pipelines >= 1, "concurrent calls went to Redis together"
     finally:
         await limiter.aclose()
 
