@@ -25,12 +25,12 @@ import asyncio
 import contextlib
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import asyncpg
 
-from uds.datasources.connect import explain
+from uds.datasources.connect import SourceLimits, explain, first_line, guarded_session
 from uds.datasources.errors import SourceError
 from uds.datasources.guard import NetworkGuard
 from uds.datasources.params import ConnectionParams
@@ -169,7 +169,7 @@ class SourcePools:
                         columns = [a.name for a in (await conn.prepare(wrapped)).get_attributes()]
             except _CHANGED as exc:
                 raise SourceChanged(
-                    f"the data source changed since discovery: {_first_line(exc)}; "
+                    f"the data source changed since discovery: {first_line(exc)}; "
                     "run discovery again and regenerate or edit the widget",
                     extensions={"reason": "changed"},
                 ) from None
@@ -203,26 +203,16 @@ def _unavailable(exc: SourceError) -> WidgetSourceError:
     )
 
 
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0][:300] if lines else type(exc).__name__
-
-
 async def _create_pool(params: ConnectionParams, guard: NetworkGuard, settings: Any) -> asyncpg.Pool:
-    address = await guard.vet(params.host, params.port)
-    if params.sslmode == "verify-full":
-        address = params.host
-    timeout_ms = int(getattr(settings, "widget_statement_timeout_ms", 10_000))
+    limits = replace(
+        SourceLimits.from_settings(settings),
+        statement_timeout_ms=int(getattr(settings, "widget_statement_timeout_ms", 10_000)),
+        idle_timeout_ms=60_000,
+    )
+    session = await guarded_session(params, guard=guard, limits=limits, application_name=APPLICATION_NAME)
     try:
         return await asyncpg.create_pool(
-            host=address,
-            port=params.port,
-            user=params.user,
-            password=params.password,  # never None (see uds.datasources.connect)
-            database=params.database,
-            ssl=None if params.is_unix_socket else params.sslmode,
-            timeout=float(getattr(settings, "source_connect_timeout", 10.0)),
-            command_timeout=timeout_ms / 1000 + 5.0,
+            **session,  # type: ignore[arg-type]
             # Widget SQL repeats: prepared once per connection, one round trip afterwards.
             # (A pooler in transaction mode needs max_prepared_statements, PgBouncer >= 1.21.)
             statement_cache_size=256,
@@ -230,17 +220,6 @@ async def _create_pool(params: ConnectionParams, guard: NetworkGuard, settings: 
             max_size=POOL_SIZE,
             max_inactive_connection_lifetime=IDLE_SECONDS,
             reset=_keep,
-            server_settings={
-                "application_name": APPLICATION_NAME,
-                "default_transaction_read_only": "on",
-                "statement_timeout": str(timeout_ms),
-                "lock_timeout": str(int(getattr(settings, "source_lock_timeout_ms", 2_000))),
-                "idle_in_transaction_session_timeout": "60000",
-                "search_path": "pg_catalog",
-                "TimeZone": "UTC",
-                "DateStyle": "ISO, YMD",
-                "jit": "off",
-            },
         )
     except BaseException as exc:
         if isinstance(exc, asyncio.CancelledError | KeyboardInterrupt):

@@ -58,41 +58,59 @@ class SourceLimits:
         return self.statement_timeout_ms / 1000 + 10.0
 
 
+async def guarded_session(
+    params: ConnectionParams,
+    *,
+    guard: NetworkGuard,
+    limits: SourceLimits,
+    application_name: str = APPLICATION_NAME,
+) -> dict[str, object]:
+    """asyncpg connection arguments of a guarded, read-only session on the source.
+
+    The one place that says what such a session is: the host vetted by the network guard
+    (the connection goes to the vetted address), the password always given, TLS as the
+    source asks, and the session read-only and bounded (statement, lock and idle
+    timeouts) with a fixed search_path, time zone and date style. Discovery's connection
+    (`open_source`) and the widget data pools (`uds.dashboards.data`) both open theirs
+    with it, each adding only how it caches statements and pools connections.
+    """
+    address = await guard.vet(params.host, params.port)
+    if params.sslmode == "verify-full":
+        address = params.host
+    return {
+        "host": address,
+        "port": params.port,
+        "user": params.user,
+        # Never None: asyncpg would then read PGPASSWORD or ~/.pgpass of the UDS host.
+        "password": params.password,
+        "database": params.database,
+        "ssl": None if params.is_unix_socket else params.sslmode,
+        "timeout": limits.connect_timeout,
+        "command_timeout": limits.command_timeout,
+        "server_settings": {
+            "application_name": application_name,
+            "default_transaction_read_only": "on",
+            "statement_timeout": str(limits.statement_timeout_ms),
+            "lock_timeout": str(limits.lock_timeout_ms),
+            "idle_in_transaction_session_timeout": str(limits.idle_timeout_ms),
+            "search_path": "pg_catalog",
+            "TimeZone": "UTC",
+            "DateStyle": "ISO, YMD",
+            "jit": "off",
+        },
+    }
+
+
 @asynccontextmanager
 async def open_source(
     params: ConnectionParams, *, guard: NetworkGuard, limits: SourceLimits | None = None
 ) -> AsyncIterator[asyncpg.Connection]:
     """A guarded, read-only connection to the source; SourceError if there is none."""
-    limits = limits or SourceLimits()
-    address = await guard.vet(params.host, params.port)
-    if params.sslmode == "verify-full":
-        address = params.host
+    session = await guarded_session(params, guard=guard, limits=limits or SourceLimits())
     try:
-        conn = await asyncpg.connect(
-            host=address,
-            port=params.port,
-            user=params.user,
-            # Never None: asyncpg would then read PGPASSWORD or ~/.pgpass of the UDS host.
-            password=params.password,
-            database=params.database,
-            ssl=None if params.is_unix_socket else params.sslmode,
-            timeout=limits.connect_timeout,
-            command_timeout=limits.command_timeout,
-            # No named prepared statements: poolers in transaction mode reject them, and a
-            # discovery run prepares each statement once anyway.
-            statement_cache_size=0,
-            server_settings={
-                "application_name": APPLICATION_NAME,
-                "default_transaction_read_only": "on",
-                "statement_timeout": str(limits.statement_timeout_ms),
-                "lock_timeout": str(limits.lock_timeout_ms),
-                "idle_in_transaction_session_timeout": str(limits.idle_timeout_ms),
-                "search_path": "pg_catalog",
-                "TimeZone": "UTC",
-                "DateStyle": "ISO, YMD",
-                "jit": "off",
-            },
-        )
+        # No named prepared statements: poolers in transaction mode reject them, and a
+        # discovery run prepares each statement once anyway.
+        conn = await asyncpg.connect(**session, statement_cache_size=0)  # type: ignore[arg-type]
     except BaseException as exc:
         if isinstance(exc, asyncio.CancelledError | KeyboardInterrupt):
             raise
@@ -121,19 +139,19 @@ def explain(exc: BaseException, params: ConnectionParams, *, connecting: bool = 
     if isinstance(exc, asyncpg.InvalidPasswordError):
         return SourceAuthFailed(f"{where}: password authentication failed for user {params.user!r}")
     if isinstance(exc, asyncpg.InvalidAuthorizationSpecificationError):
-        return SourceAuthFailed(f"{where}: the server rejected user {params.user!r}: {_first_line(exc)}")
+        return SourceAuthFailed(f"{where}: the server rejected user {params.user!r}: {first_line(exc)}")
     if isinstance(exc, asyncpg.InvalidCatalogNameError):
         return SourceUnreachable(f"{where}: database {params.database!r} does not exist")
     if isinstance(exc, asyncpg.InsufficientPrivilegeError):
-        return SourceAccessDenied(f"{where}: access denied for user {params.user!r}: {_first_line(exc)}")
+        return SourceAccessDenied(f"{where}: access denied for user {params.user!r}: {first_line(exc)}")
     if isinstance(exc, asyncpg.QueryCanceledError):
         return SourceTimeout(f"{where}: a statement ran longer than the statement timeout and was cancelled")
     if isinstance(exc, asyncpg.LockNotAvailableError):
         return SourceTimeout(f"{where}: waited longer than the lock timeout for a table lock")
     if isinstance(exc, asyncpg.AdminShutdownError | asyncpg.CrashShutdownError):
-        return SourceGone(f"{where}: the server ended the connection ({_first_line(exc)})")
+        return SourceGone(f"{where}: the server ended the connection ({first_line(exc)})")
     if isinstance(exc, asyncpg.CannotConnectNowError | asyncpg.TooManyConnectionsError):
-        return SourceUnreachable(f"{where}: the server refused the connection: {_first_line(exc)}")
+        return SourceUnreachable(f"{where}: the server refused the connection: {first_line(exc)}")
     lost = asyncpg.ConnectionDoesNotExistError | asyncpg.InterfaceError | asyncpg.InternalClientError
     if isinstance(exc, lost) and not connecting:
         return SourceGone(f"{where}: the connection was lost during discovery")
@@ -151,12 +169,13 @@ def explain(exc: BaseException, params: ConnectionParams, *, connecting: bool = 
             return SourceUnreachable(f"{where}: cannot connect: {detail}")
         return SourceGone(f"{where}: the connection was lost: {detail}")
     if isinstance(exc, asyncpg.PostgresError):
-        return SourceFailed(f"{where}: {type(exc).__name__}: {_first_line(exc)}")
+        return SourceFailed(f"{where}: {type(exc).__name__}: {first_line(exc)}")
     if isinstance(exc, asyncpg.InterfaceError | asyncpg.ClientConfigurationError):
-        return SourceUnreachable(f"{where}: cannot connect: {_first_line(exc)}")
+        return SourceUnreachable(f"{where}: cannot connect: {first_line(exc)}")
     return SourceFailed(f"{where}: unexpected {type(exc).__name__}")
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
+    """The first line of an error's text (at most 300 characters), or its type's name."""
     text = str(exc).strip().splitlines()
     return text[0][:300] if text else type(exc).__name__
