@@ -9,6 +9,20 @@ only if all of them allow, so a refused request costs nothing and two buckets ca
 disagree. Time comes from the Redis server (`TIME`), so API processes with skewed clocks
 share one notion of now.
 
+Prepaid units. A process serving one caller many times a second does not ask Redis for
+every request: the script may grant more than the request's weight (never more than the
+buckets allow at that moment), and the process spends the rest locally for up to
+CREDIT_SECONDS. Every unit served was charged in Redis first, so no process, and no set of
+processes, admits more than the buckets allow. How much to prepay follows the caller's
+own pace in this process: nothing on a first request, then, while each prepayment runs
+out before it expires, twice the last one, up to PREPAY_SECONDS of the tightest bucket's
+rate (and PREPAY_SHARE of its burst); when a prepayment expires unspent, the next one is
+what was spent of it. A bucket of a few units per second therefore gets exact answers (its
+cap rounds to 0), and a slow caller prepays about nothing, so unspent prepayments cannot
+starve the bucket for others. A request Redis refuses may still be served from units
+another request of the same caller prepaid meanwhile. RateLimit-Remaining on a request
+served locally is the figure of the last grant plus the prepaid units left.
+
 Redis unreachable or slow: requests are served (fail open, for rate limits only). The
 first failure opens a breaker for BREAKER_SECONDS, during which Redis is not asked at all
 (no added latency per request), is logged once, and counted (`uds_redis_errors` with
@@ -52,41 +66,48 @@ log = logging.getLogger(__name__)
 
 BREAKER_SECONDS = 1.0
 LEASE_SECONDS = 60.0
+CREDIT_SECONDS = 0.25  # prepaid units are spent within this time, or dropped
+PREPAY_SECONDS = 0.05  # a prepayment is at most this much of the tightest bucket's rate
+PREPAY_SHARE = 0.1  # and at most this share of its burst
 
-# KEYS: the buckets. ARGV[1]: weight; then per bucket its emission interval (microseconds
-# per unit) and its burst (units). Returns {allowed, retry_after_us, tightest bucket index,
-# units remaining in it, microseconds until it is full again}.
+# KEYS: the buckets. ARGV[1]: weight; ARGV[2]: units to prepay on top of it, as many as
+# the buckets allow now; then per bucket its emission interval (microseconds per unit) and
+# its burst (units). Returns {allowed, retry_after_us, tightest bucket index, units
+# remaining in it, microseconds until it is full again, units charged}.
 GCRA = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local weight = tonumber(ARGV[1])
-local retry, tight, remaining, reset = 0, 1, math.huge, 0
-local new_tats = {}
+local wanted = weight + tonumber(ARGV[2])
+local retry, tight, room = 0, 1, math.huge
+local tats = {}
 for i = 1, #KEYS do
-  local interval = tonumber(ARGV[2 * i])
-  local burst = tonumber(ARGV[2 * i + 1])
+  local interval = tonumber(ARGV[2 * i + 1])
+  local burst = tonumber(ARGV[2 * i + 2])
   local tat = tonumber(redis.call('GET', KEYS[i]) or now)
   if tat < now then tat = now end
-  local new_tat = tat + weight * interval
-  local allow_at = new_tat - burst * interval
+  tats[i] = tat
+  local allow_at = tat + weight * interval - burst * interval
   if allow_at > now then
     retry = math.max(retry, allow_at - now)
-    new_tat = tat
   end
-  new_tats[i] = new_tat
-  local left = math.floor((now + burst * interval - new_tat) / interval)
-  if left < remaining then
-    tight, remaining, reset = i, left, new_tat - now
+  local fits = math.floor((now + burst * interval - tat) / interval)
+  if fits < room then
+    tight, room = i, fits
   end
 end
 if retry > 0 then
-  return {0, math.ceil(retry), tight, remaining, math.ceil(reset)}
+  return {0, math.ceil(retry), tight, room, math.ceil(tats[tight] - now), 0}
 end
+local charged = math.max(weight, math.min(wanted, room))
+local reset = 0
 for i = 1, #KEYS do
-  local ttl = math.ceil((new_tats[i] - now) / 1000) + 1
-  redis.call('SET', KEYS[i], string.format('%d', new_tats[i]), 'PX', ttl)
+  local new_tat = tats[i] + charged * tonumber(ARGV[2 * i + 1])
+  if i == tight then reset = new_tat - now end
+  local ttl = math.ceil((new_tat - now) / 1000) + 1
+  redis.call('SET', KEYS[i], string.format('%d', new_tat), 'PX', ttl)
 end
-return {1, 0, tight, remaining, math.ceil(reset)}
+return {1, 0, tight, room - charged, math.ceil(reset), charged}
 """
 
 # KEYS[1]: the member's connection set. ARGV: cap, lease id, lease milliseconds.
@@ -148,6 +169,74 @@ class Verdict:
             headers.append(("Retry-After", str(max(1, math.ceil(self.retry_after)))))
         return headers
 
+    def raw_headers(self) -> list[tuple[bytes, bytes]]:
+        """`headers()` as an ASGI response's (lower-case names, bytes)."""
+        return [(name.lower().encode(), value.encode()) for name, value in self.headers()]
+
+
+class _Credit:
+    """Units one process prepaid for one set of buckets (see the top), and their headers."""
+
+    __slots__ = (
+        "expires",
+        "limit",
+        "refilling",
+        "remaining",
+        "reset",
+        "since",
+        "target",
+        "units",
+        "used",
+        "window",
+    )
+
+    def __init__(self) -> None:
+        self.units = 0  # prepaid units left
+        self.expires = 0.0  # monotonic time after which they are dropped
+        self.target = 0  # units to hold: about what the caller spends in CREDIT_SECONDS
+        self.used = 0  # units admitted since the last grant
+        self.since = 0.0  # time of the last grant
+        self.refilling = False  # a prepayment is on its way
+        self.limit = self.remaining = 0
+        self.reset = self.window = 0.0
+
+    def take(self, weight: int, now: float) -> Verdict | None:
+        """A verdict for a request served from prepaid units, or None if there are too few."""
+        if self.units < weight or self.expires <= now:
+            return None
+        self.units -= weight
+        self.used += weight
+        return Verdict(True, 0.0, self.limit, self.remaining + self.units, self.reset, self.window)
+
+    def wants_refill(self, now: float) -> bool:
+        """Ask for more before these run out (or expire), while requests go on locally."""
+        return not self.refilling and (
+            2 * self.units < self.target or self.expires - now < CREDIT_SECONDS / 2
+        )
+
+    def prepayment(self, weight: int, now: float, cap: int) -> int:
+        """Units to prepay on the next call to Redis: the caller's pace, at most twice the
+        last target (so a caller seen twice does not hold many), at most `cap`."""
+        elapsed = now - self.since
+        pace = int((self.used + weight) / elapsed * CREDIT_SECONDS) if elapsed > 0 else 0
+        self.target = min(cap, pace, 2 * self.target + weight)
+        held = self.units if self.expires > now else 0
+        return max(0, self.target - held)
+
+    def grant(self, units: int, now: float, verdict: Verdict) -> None:
+        if self.expires <= now:
+            self.units = 0
+        self.units += units
+        self.used = 0
+        self.since = now
+        self.expires = now + CREDIT_SECONDS
+        self.limit, self.remaining = verdict.limit, verdict.remaining - self.units
+        self.reset, self.window = verdict.reset, verdict.window
+
+
+def _prepay_cap(buckets: Sequence[Bucket]) -> int:
+    return int(min(min(b.rate * PREPAY_SECONDS, b.burst * PREPAY_SHARE) for b in buckets))
+
 
 @lru_cache(maxsize=4096)
 def subject_key(subject: str) -> str:
@@ -170,6 +259,9 @@ class RateLimiter:
         self.redis_errors = 0  # failures since start (each one served the request anyway)
         self._leases: dict[tuple[str, str], None] = {}
         self._renewer: asyncio.Task[None] | None = None
+        self._credits: dict[tuple[str, ...], _Credit] = {}
+        self._refills: set[asyncio.Task[None]] = set()
+        self.script_calls = 0  # GCRA calls sent to Redis (requests served locally do not count)
 
     def key(self, *parts: str) -> str:
         return self.prefix + "rl:" + ":".join(parts)
@@ -178,25 +270,81 @@ class RateLimiter:
         """Charge `weight` units to every bucket, or to none; None if Redis could not answer."""
         if not self.enabled or not buckets or self._broken():
             return None
-        args: list[float | int] = [weight]
+        keys = tuple([b.key for b in buckets])
+        now = time.monotonic()
+        credit = self._credits.get(keys)
+        if credit is None:
+            if len(self._credits) >= 10_000:
+                self._drop_expired(now)
+            credit = self._credits[keys] = _Credit()
+        else:
+            verdict = credit.take(weight, now)
+            if verdict is not None:
+                if credit.wants_refill(now):
+                    self._refill(keys, buckets, credit)
+                return verdict
+        if credit.refilling:  # a prepayment is on its way: this request alone, exactly
+            prepay = 0
+        else:
+            prepay = credit.prepayment(weight, now, _prepay_cap(buckets))
+            credit.refilling = prepay > 0
+        try:
+            verdict = await self._charge(keys, buckets, weight, prepay, credit)
+        finally:
+            if prepay:
+                credit.refilling = False
+        if verdict is None or verdict.allowed:
+            return verdict
+        # Refused: units prepaid by a request that went to Redis meanwhile may serve it.
+        return credit.take(weight, time.monotonic()) or verdict
+
+    def _refill(self, keys: tuple[str, ...], buckets: Sequence[Bucket], credit: _Credit) -> None:
+        prepay = credit.prepayment(0, time.monotonic(), _prepay_cap(buckets))
+        if prepay <= 0:
+            return
+        credit.refilling = True
+
+        async def refill() -> None:
+            try:
+                await self._charge(keys, buckets, 0, prepay, credit)
+            finally:
+                credit.refilling = False
+
+        task = asyncio.get_running_loop().create_task(refill())
+        self._refills.add(task)
+        task.add_done_callback(self._refills.discard)
+
+    async def _charge(
+        self, keys: tuple[str, ...], buckets: Sequence[Bucket], weight: int, prepay: int, credit: _Credit
+    ) -> Verdict | None:
+        """One script call: `weight` units, plus up to `prepay` units kept in `credit`."""
+        args: list[float | int] = [weight, prepay]
         for bucket in buckets:
             args += [bucket.interval_us, bucket.burst]
+        self.script_calls += 1
         try:
-            allowed, retry_us, tight, remaining, reset_us = await self._gcra(
-                keys=[b.key for b in buckets], args=args
-            )
+            allowed, retry_us, tight, remaining, reset_us, charged = await self._gcra(keys=keys, args=args)
         except (TimeoutError, RedisError, OSError) as exc:
             self._failed(exc)
             return None
         bucket = buckets[int(tight) - 1]
-        return Verdict(
+        prepaid = int(charged) - weight if allowed else 0
+        verdict = Verdict(
             allowed=bool(allowed),
             retry_after=int(retry_us) / 1_000_000,
             limit=bucket.burst,
-            remaining=int(remaining),
+            # The caller may still spend what this process holds for it.
+            remaining=int(remaining) + prepaid + (credit.units if credit.expires > time.monotonic() else 0),
             reset=int(reset_us) / 1_000_000,
             window=bucket.burst / bucket.rate,
         )
+        if allowed:
+            credit.grant(prepaid, time.monotonic(), verdict)
+        return verdict
+
+    def _drop_expired(self, now: float) -> None:
+        for keys in [k for k, c in self._credits.items() if c.expires <= now]:
+            del self._credits[keys]
 
     async def acquire_connection(self, key: str, cap: int) -> str | bool | None:
         """Take one of `cap` connection slots under `key`.

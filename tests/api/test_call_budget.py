@@ -25,7 +25,9 @@ from sqlalchemy import text
 
 from conftest import Server, make_tenant
 from uds.app import create_app
+from uds.db import transaction
 from uds.settings import Settings
+from uds.tenants.service import set_limits
 from uds.tenants.slugs import tenant_schema
 
 BUDGET_FILE = Path(__file__).with_name("call_budget.json")
@@ -83,16 +85,29 @@ class App:
 
 @pytest.fixture(scope="module")
 async def prod_app(migrated: Settings) -> AsyncIterator[App]:
-    # prod: no policy file reload checks, no GraphiQL; the bench runs this mode.
-    settings = replace(migrated, mode="prod", secret_keys=("A" * 43,))
+    # prod: no policy file reload checks, no GraphiQL; rate limits on (the bench tenant's
+    # are too high to refuse anything, as in the bench, so the limiter runs and serves the
+    # read from prepaid units).
+    settings = replace(migrated, mode="prod", secret_keys=("A" * 43,), rate_limits=True)
     app = create_app(settings)
     async with app.router.lifespan_context(app) as state:
         yield App(app, state)
 
 
+BENCH_LIMITS = {
+    "requests_per_second": 1_000_000,
+    "request_burst": 10_000_000,
+    "member_requests_per_second": 1_000_000,
+    "member_request_burst": 10_000_000,
+}
+
+
 async def bench_tenant(server: Server) -> dict[str, str]:
-    """A tenant like the bench's (25 audit entries, an ADMIN), and the headers to read it."""
+    """A tenant like the bench's (25 audit entries, an ADMIN, limits that never refuse),
+    and the headers to read it."""
     slug = await make_tenant(server, members={"ad@x": "ADMIN"})
+    async with transaction(server.services.engine) as tx:
+        await set_limits(await tx.core(), slug=slug, overrides=BENCH_LIMITS, actor="test")
     async with server.services.engine.begin() as conn:
         await conn.execute(
             text(

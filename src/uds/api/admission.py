@@ -49,6 +49,8 @@ class Gate:
         self.settings = settings
         self._analyzer: CostAnalyzer | None = None
         self._limits: dict[int, tuple[TenantRecord, dict[str, int]]] = {}
+        # A caller's buckets, per cached tenant record (a changed tenant is a new record).
+        self._buckets: dict[tuple[int, str], tuple[TenantRecord, list[Bucket]]] = {}
 
     def analyzer(self, schema: GraphQLSchema) -> CostAnalyzer:
         if self._analyzer is None or self._analyzer.schema is not schema:
@@ -108,7 +110,7 @@ class Gate:
         if verdict is None:
             return  # Redis unavailable: served (fail open), counted by the limiter
         response = ctx.response
-        if isinstance(response, Response):
+        if isinstance(response, Response):  # else the caller sends the verdict's headers
             for name, value in verdict.headers():
                 response.headers[name] = value
         if not verdict.allowed:
@@ -117,6 +119,20 @@ class Gate:
             raise _refusal(verdict)
 
     def buckets(self, ctx: Context) -> list[Bucket]:
+        principal, tenant = ctx.principal, ctx.tenant
+        if tenant is not None and principal is not None:
+            key = (id(tenant), principal.subject)
+            hit = self._buckets.get(key)
+            if hit is not None and hit[0] is tenant:
+                return hit[1]
+            if len(self._buckets) > 10_000:
+                self._buckets.clear()
+            buckets = self._make_buckets(ctx)
+            self._buckets[key] = (tenant, buckets)
+            return buckets
+        return self._make_buckets(ctx)
+
+    def _make_buckets(self, ctx: Context) -> list[Bucket]:
         limiter: RateLimiter = ctx.services.limiter
         principal, tenant = ctx.principal, ctx.tenant
         if tenant is not None:

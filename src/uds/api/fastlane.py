@@ -18,9 +18,9 @@ from urllib.parse import parse_qsl, urlencode
 
 import orjson
 from graphql import DocumentNode
-from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
+from uds.api.admission import CHARGED
 from uds.api.loaders import Loaders
 from uds.api.persisted import PersistedQueries
 from uds.api.plans import STATS, PlanCache, PlanContext, PlanFallback, run_plan
@@ -80,8 +80,6 @@ class FastLane:
         except UdsError as exc:
             await send_error(send, exc)
             return None
-        if document is not None and document is not query:  # resolved from a hash
-            scope, receive = _with_document(scope, original, data, params if data is None else None, document)
         if self.plans is not None and isinstance(document, str) and isinstance(operation_name, str | None):
             plan = self.plans.get(document, operation_name)
             if plan is not None:
@@ -89,6 +87,8 @@ class FastLane:
                 if answer is not None:
                     await _respond(send, *answer)
                     return None
+        if document is not None and document is not query:  # resolved from a hash
+            scope, receive = _with_document(scope, original, data, params if data is None else None, document)
         return scope, receive
 
     async def _run(
@@ -113,8 +113,13 @@ class FastLane:
         note_operation(plan.operation.name.value if plan.operation.name else operation_name, "query")
         # The admission gate, as on the normal path (unstorable variables, cost, rate limit);
         # a refusal falls back to the view, which answers it with the verdict kept in scope.
-        context.response = Response()  # collects the RateLimit headers
-        document = DocumentNode(definitions=(plan.operation, *plan.fragment_definitions.values()))
+        # The RateLimit headers come from that verdict too (no Response to collect them).
+        context.response = None
+        document = plan.document
+        if document is None:
+            document = plan.document = DocumentNode(
+                definitions=(plan.operation, *plan.fragment_definitions.values())
+            )
         try:
             await self.schema.gate.admit(
                 context,
@@ -137,12 +142,8 @@ class FastLane:
         finally:
             await tx.close()
         STATS["plans_run"] += 1
-        headers = [
-            (k.encode("latin-1"), v.encode("latin-1"))
-            for k, v in context.response.headers.items()
-            if k.startswith(("ratelimit", "retry-after"))
-        ]
-        return body, headers
+        verdict = scope.get(CHARGED)
+        return body, verdict.raw_headers() if verdict is not None else []
 
 
 async def _read_body(receive: Receive) -> bytes | None:

@@ -119,6 +119,7 @@ class OperationPlan:
     fragment_definitions: dict[str, Any]
     directive_variables: tuple[str, ...]
     variants: dict[bytes, list[RootField] | None] = field(default_factory=dict)
+    document: DocumentNode | None = None  # the operation and its fragments, for the gate
 
     def root_fields(self, walk: _Walk) -> list[RootField] | None:
         coerced = walk.variable_values.coerced
