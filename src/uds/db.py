@@ -17,6 +17,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
+import asyncpg
 from sqlalchemy import Connection, DateTime, MetaData, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
@@ -69,11 +70,7 @@ def make_read_engine(settings: Settings, *, pool_size: int | None = None) -> Asy
     transaction") whatever code sends it. `extra_float_digits=1` pins PostgreSQL's
     shortest-exact float output, which the JSON built in SQL relies on (uds.api.sqljson).
     """
-    settings_ = {
-        "application_name": "uds-read",
-        "default_transaction_read_only": "on",
-        "extra_float_digits": "1",
-    }
+    settings_ = dict(READ_SETTINGS)
     # A fixed pool, no overflow: reads beyond it wait for a connection. With overflow,
     # a connection opened for a peak is closed when it comes back to a full pool, so under
     # more concurrent reads than the pool's size every read paid for a new connection (TLS
@@ -82,6 +79,40 @@ def make_read_engine(settings: Settings, *, pool_size: int | None = None) -> Asy
     # pool twice the size served no more requests there.
     size = pool_size or settings.db_pool_size
     return _engine(settings, size, settings_, isolation_level="AUTOCOMMIT")
+
+
+READ_SETTINGS = {
+    "application_name": "uds-read",
+    "default_transaction_read_only": "on",
+    "extra_float_digits": "1",
+}
+
+
+async def make_read_pool(settings: Settings, *, pool_size: int | None = None, **options: Any) -> asyncpg.Pool:
+    """asyncpg connections like the read engine's, without SQLAlchemy, for operation plans
+    that only send statements of their own (uds.api.fastlane): checking one out and back
+    costs no greenlet switch and no pool events. Given back without a reset query (a
+    round trip each time): a connection left in a transaction is rolled back."""
+    if not settings.database_url:
+        raise RuntimeError("database_url is not set (start embedded servers first)")
+    return await asyncpg.create_pool(
+        settings.database_url,
+        min_size=0,
+        max_size=pool_size or settings.db_pool_size,
+        server_settings=READ_SETTINGS,
+        statement_cache_size=1000,
+        reset=_rollback_if_open,
+        **options,  # asyncpg.create_pool's (tests give `init`)
+    )
+
+
+async def _rollback_if_open(conn: asyncpg.Connection) -> None:
+    if conn.is_in_transaction():
+        await conn.execute("rollback")
+
+
+class SessionNeeded(RuntimeError):
+    """A scope on the raw read pool was asked for SQLAlchemy (a session or a connection)."""
 
 
 def _engine(
@@ -127,10 +158,20 @@ class TransactionScope:
     """
 
     def __init__(
-        self, engine: AsyncEngine, tenant_slug: str | None = None, *, read_engine: AsyncEngine | None = None
+        self,
+        engine: AsyncEngine,
+        tenant_slug: str | None = None,
+        *,
+        read_engine: AsyncEngine | None = None,
+        read_pool: asyncpg.Pool | None = None,
     ) -> None:
         self._engine = engine
         self._read_engine = read_engine
+        self._read_pool = read_pool
+        # Raw reading scopes (`read_raw()`): a connection of `read_pool`, no SQLAlchemy.
+        self._raw: asyncpg.Connection | None = None
+        self._raw_lock: asyncio.Lock | None = None
+        self.raw = False
         self._tenant_slug = tenant_slug
         self._conn: AsyncConnection | None = None
         # Reading scopes: the pooled connection itself, taken without SQLAlchemy's
@@ -140,10 +181,11 @@ class TransactionScope:
         self._tenant_session: AsyncSession | None = None
         self._opening: asyncio.Lock | None = None
         self.reading = False
+        self.session_needed = False  # a raw scope was asked for SQLAlchemy
 
     @property
     def opened(self) -> bool:
-        return self._conn is not None or self._pooled is not None
+        return self._conn is not None or self._pooled is not None or self._raw is not None
 
     @property
     def tenant_slug(self) -> str | None:
@@ -156,7 +198,18 @@ class TransactionScope:
         self.reading = True
         return True
 
+    def read_raw(self) -> bool:
+        """Read on the raw pool: only `fetch*` and `snapshot()` then work; anything asking
+        for SQLAlchemy raises SessionNeeded. False if there is no raw pool or it is in use."""
+        if self._read_pool is None or self.opened or not self.read_only():
+            return False
+        self.raw = True
+        return True
+
     async def connection(self) -> AsyncConnection:
+        if self.raw:
+            self.session_needed = True
+            raise SessionNeeded("this read runs on the raw pool, without SQLAlchemy")
         if self._conn is None:
             # Root fields resolve concurrently: the first one opens, the others wait for it.
             if self._opening is None:
@@ -183,21 +236,35 @@ class TransactionScope:
         lock SQLAlchemy's driver adapter takes, so concurrent root fields sharing this
         connection wait for each other instead of colliding.
         """
-        adapter = await self._adapter()
-        async with adapter._execute_mutex:
-            return await adapter.driver_connection.fetchval(sql, *args)
+        driver, mutex = await self._driver()
+        async with mutex:
+            return await driver.fetchval(sql, *args)
 
     async def fetchrow(self, sql: str, *args: Any) -> Any:
         """Like `fetchval`, for a statement returning several columns."""
-        adapter = await self._adapter()
-        async with adapter._execute_mutex:
-            return await adapter.driver_connection.fetchrow(sql, *args)
+        driver, mutex = await self._driver()
+        async with mutex:
+            return await driver.fetchrow(sql, *args)
 
     async def fetch(self, sql: str, *args: Any) -> Any:
         """Like `fetchval`, for a statement returning rows."""
+        driver, mutex = await self._driver()
+        async with mutex:
+            return await driver.fetch(sql, *args)
+
+    async def _driver(self) -> tuple[Any, asyncio.Lock]:
+        """The asyncpg connection and the lock its users take turns with."""
+        if self.raw:
+            if self._raw_lock is None:
+                self._raw_lock = asyncio.Lock()
+            if self._raw is None:
+                async with self._raw_lock:
+                    if self._raw is None:
+                        assert self._read_pool is not None
+                        self._raw = await self._read_pool.acquire()
+            return self._raw, self._raw_lock
         adapter = await self._adapter()
-        async with adapter._execute_mutex:
-            return await adapter.driver_connection.fetch(sql, *args)
+        return adapter.driver_connection, adapter._execute_mutex
 
     async def _adapter(self) -> Any:
         """SQLAlchemy's adapter of the asyncpg connection (its `driver_connection`)."""
@@ -226,20 +293,19 @@ class TransactionScope:
         if not self.reading:
             yield
             return
-        adapter = await self._adapter()
-        driver = adapter.driver_connection
+        driver, mutex = await self._driver()
         if driver.is_in_transaction():  # a snapshot is open already (nested use)
             yield
             return
-        async with adapter._execute_mutex:
+        async with mutex:
             await driver.execute("begin isolation level repeatable read read only")
         try:
             yield
         except BaseException:
-            async with adapter._execute_mutex:
+            async with mutex:
                 await driver.execute("rollback")
             raise
-        async with adapter._execute_mutex:
+        async with mutex:
             await driver.execute("commit")
 
     async def core(self) -> AsyncSession:
@@ -275,6 +341,10 @@ class TransactionScope:
             await self._conn.rollback()
 
     async def close(self) -> None:
+        if self._raw is not None:
+            assert self._read_pool is not None
+            raw, self._raw = self._raw, None
+            await self._read_pool.release(raw)
         for session in (self._session, self._tenant_session):
             if session is not None:
                 await session.close()

@@ -5,13 +5,14 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass, field
 
+import asyncpg
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from uds.auth.keys import SigningKey
 from uds.auth.verify import TokenVerifier
 from uds.datasources.credentials import CredentialCipher, load_cipher
-from uds.db import make_engine, make_read_engine
+from uds.db import make_engine, make_read_engine, make_read_pool
 from uds.jobs.hub import EventHub
 from uds.jobs.queue import JobQueue
 from uds.jobs.replay import EventReads
@@ -33,6 +34,9 @@ class Services:
     policy: PolicyEngine
     # Read-only, autocommit connections for GraphQL queries (uds.db.make_read_engine).
     read_engine: AsyncEngine = field(init=False)
+    # The same kind of connections without SQLAlchemy, for operation plans (uds.db.make_read_pool);
+    # None with UDS_FAST_PATHS=off.
+    read_pool: asyncpg.Pool | None = field(init=False)
     # Jobs (uds.jobs): arq enqueue and tenant slots; job events published and fanned out.
     queue: JobQueue = field(init=False)
     events: EventHub = field(init=False)
@@ -68,6 +72,7 @@ class Services:
         policy = await open_engine(settings)
         services = cls(settings, engine, redis, registry, signing_key, verifier, policy)
         services.read_engine = make_read_engine(settings)
+        services.read_pool = await make_read_pool(settings) if settings.fast_paths else None
         services.queue = JobQueue(settings)
         services.events = EventHub(redis)
         services.event_reads = EventReads(services.read_engine)
@@ -99,4 +104,6 @@ class Services:
         with contextlib.suppress(Exception):
             await self.redis.aclose()
         await self.read_engine.dispose()
+        if self.read_pool is not None:
+            await self.read_pool.close()
         await self.engine.dispose()

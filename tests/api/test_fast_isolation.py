@@ -21,7 +21,7 @@ from api.test_persisted_queries import persisted
 from conftest import Server, make_tenant, start_server
 from uds.api import plans
 from uds.datasources.service import secret_context
-from uds.db import make_read_engine
+from uds.db import make_read_engine, make_read_pool
 from uds.settings import Settings
 from uds.tenants.slugs import tenant_schema
 
@@ -40,6 +40,11 @@ async def one_connection(migrated: Settings) -> AsyncIterator[Server]:
         old, services.read_engine = services.read_engine, make_read_engine(migrated, pool_size=1)
         await old.dispose()
         assert services.read_engine.pool.size() == 1 and services.read_engine.pool._max_overflow == 0
+        # The plans' raw pool too: one connection.
+        old_pool, services.read_pool = services.read_pool, await make_read_pool(migrated, pool_size=1)
+        if old_pool is not None:
+            await old_pool.close()
+        assert services.read_pool.get_max_size() == 1
         yield server
 
 

@@ -16,7 +16,7 @@ from sqlalchemy import event, func, insert, select, text
 from sqlalchemy.exc import DBAPIError
 
 from conftest import Server, make_tenant, start_server
-from uds.db import TransactionScope, transaction
+from uds.db import SessionNeeded, TransactionScope, make_read_pool, transaction
 from uds.observability.models import AuditEntry
 from uds.settings import Settings
 
@@ -42,6 +42,9 @@ class Recorder:
         event.listen(engine.sync_engine, "connect", on_connect)
         event.listen(engine.sync_engine, "before_cursor_execute", on_execute)
 
+    async def attach_raw(self, connection: Any) -> None:
+        connection.add_query_logger(lambda query: self.statements["read"].append(" ".join(query.query.split()).lower()))
+
     def clear(self) -> None:
         for found in self.statements.values():
             found.clear()
@@ -55,6 +58,10 @@ async def recorded(migrated: Settings) -> AsyncIterator[tuple[Server, Recorder]]
         for engine, name in ((services.read_engine, "read"), (services.engine, "write")):
             recorder.attach(engine, name)
             await engine.dispose()  # connections opened from now on are recorded
+        # The plans' raw pool: its connections are reads too.
+        assert services.read_pool is not None
+        await services.read_pool.close()
+        services.read_pool = await make_read_pool(server.settings, init=recorder.attach_raw)
         yield server, recorder
 
 
@@ -110,6 +117,17 @@ async def test_the_read_connection_refuses_writes(server: Server) -> None:
             )
     finally:
         await scope.close()
+    raw = TransactionScope(services.engine, slug, read_pool=services.read_pool, read_engine=services.read_engine)
+    assert raw.read_raw()
+    try:
+        assert await raw.fetchval("select current_setting('transaction_read_only')") == "on"
+        with pytest.raises(Exception, match="read-only transaction"):
+            await raw.fetchval(f'insert into "t_{slug.replace("-", "_")}".audit_log (actor, action) values (1, 2)')
+        with pytest.raises(SessionNeeded):
+            await raw.tenant()  # no SQLAlchemy on a raw scope
+        assert raw.session_needed
+    finally:
+        await raw.close()
     async with transaction(services.engine, slug) as tx:
         count = await (await tx.tenant()).scalar(
             select(func.count()).select_from(AuditEntry).where(AuditEntry.action == "sneak")
@@ -146,3 +164,24 @@ async def test_a_snapshot_sees_one_state_across_statements(server: Server) -> No
         assert await session.scalar(count) == after + 1
     finally:
         await scope.close()
+
+
+async def test_a_plan_that_needs_sqlalchemy_leaves_the_raw_pool_once(server: Server) -> None:
+    """Plans start on the raw pool; `dashboards` reads through an ORM session, so its first
+    plan run hands the request to the normal path (same answer) and later runs take the
+    read engine without falling back again."""
+    from uds.api import plans
+
+    slug = await make_tenant(server, members={"ad@x": "ADMIN"})
+    token = server.token("ad@x")
+    query = "{ dashboards(first: 5) { edges { node { id } } } }"
+    answers = []
+    before = dict(plans.STATS)
+    for _ in range(4):
+        status, body = await server.gql(query, token=token, tenant=slug)
+        assert status == 200 and "errors" not in body, body
+        answers.append(body)
+    assert all(answer == answers[0] for answer in answers)
+    delta = {key: plans.STATS[key] - before[key] for key in before}
+    # normal path (learns the plan), raw attempt -> fallback, then two plan runs
+    assert delta["plan_fallbacks"] == 1 and delta["plans_run"] == 2, delta

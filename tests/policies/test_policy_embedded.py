@@ -252,6 +252,35 @@ async def test_cache_is_bounded_lru() -> None:
     assert engine.cache.hits == 1 and len(engine.cache) == 3
 
 
+async def test_a_repeated_request_is_answered_without_writing_its_input() -> None:
+    """The same principal, role, tenant facts object, action and resource: answered by the
+    quick key; anything that changes the input document is a different key."""
+    engine = EmbeddedRegoEngine(cache_size=100)
+    facts = TenantFacts.from_record(record())
+
+    def same(role: str = "VIEWER", **resource: Any) -> PolicyInput:
+        return PolicyInput(principal=user(), action="tenant.read", tenant_role=role, tenant=facts, resource=resource)
+
+    first = await engine.decide(same(a=1))
+    written = len(engine.cache)
+    assert await engine.decide(same(a=1)) is first
+    assert len(engine.cache) == written and engine.cache.hits == 1
+    # True and 1 are one key in a dict but two different inputs: not confused.
+    await engine.decide(same(a=True))
+    assert len(engine.cache) == written + 1
+    # Other facts, even equal ones, are another key; so are another role and a resource
+    # with a value that has no quick key (it goes by its input document).
+    other = PolicyInput(principal=user(), action="tenant.read", tenant_role="VIEWER",
+                        tenant=TenantFacts.from_record(record()), resource={"a": 1})
+    assert (await engine.decide(other)).allow == first.allow
+    assert (await engine.decide(same("ADMIN", a=1))).allow
+    assert (await engine.decide(same(a=[1, 2]))).allow == first.allow
+    # A denial is remembered as a denial.
+    denied = PolicyInput(principal=user(), action="tenant.delete", tenant_role="VIEWER", tenant=facts)
+    assert not (await engine.decide(denied)).allow
+    assert not (await engine.decide(denied)).allow
+
+
 # --- dev reload and fail closed --------------------------------------------------------------------
 
 

@@ -97,9 +97,14 @@ class FastLane:
         services = self.services
         tenant = scope.get("tenant")
         tx = TransactionScope(
-            services.engine, tenant.slug if tenant else None, read_engine=services.read_engine
+            services.engine,
+            tenant.slug if tenant else None,
+            read_engine=services.read_engine,
+            read_pool=services.read_pool,
         )
-        tx.read_only()
+        # On the raw pool unless this plan's resolvers were once seen to need SQLAlchemy.
+        if plan.raw is False or not tx.read_raw():
+            tx.read_only()
         context = PlanContext(
             request=None,  # type: ignore[arg-type]
             services=services,
@@ -136,6 +141,8 @@ class FastLane:
         try:
             body = await run_plan(plan, context, variables)
         except PlanFallback as exc:
+            if tx.session_needed:  # next time on the read engine: no fallback for that
+                plan.raw = False
             STATS["plan_fallbacks"] += 1
             log.debug("plan fell back: %s", exc)
             return None

@@ -13,9 +13,17 @@ from uds.tenants.models import Membership, Tenant
 
 
 class Loaders:
+    """Each loader is made when first used: most requests use none."""
+
     def __init__(self, tx: TransactionScope) -> None:
         self._tx = tx
-        self.memberships = DataLoader(self._memberships)
+        self._membership_loader: DataLoader[str, list[tuple[Membership, Tenant]]] | None = None
+
+    @property
+    def memberships(self) -> DataLoader[str, list[tuple[Membership, Tenant]]]:
+        if self._membership_loader is None:
+            self._membership_loader = DataLoader(self._memberships)
+        return self._membership_loader
 
     async def _memberships(self, subjects: Sequence[str]) -> list[list[tuple[Membership, Tenant]]]:
         session = await self._tx.core()

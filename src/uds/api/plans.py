@@ -82,6 +82,9 @@ class Deferred:
 class PlanContext(Context):
     """The context of a plan run: a denial hands the request back instead of failing it."""
 
+    # A plan runs its root fields one after another: guarded resolvers need no turns.
+    serial: Any = None
+
     async def authorize(self, action: str, resource: dict[str, Any] | None = None) -> None:
         decision = await self.decide(action, resource)
         if not decision.allow:
@@ -120,6 +123,9 @@ class OperationPlan:
     directive_variables: tuple[str, ...]
     variants: dict[bytes, list[RootField] | None] = field(default_factory=dict)
     document: DocumentNode | None = None  # the operation and its fragments, for the gate
+    # Runs on the raw read pool (uds.db.TransactionScope.read_raw) until a run asks for
+    # SQLAlchemy; then False, and later runs take the read engine.
+    raw: bool | None = None
 
     def root_fields(self, walk: _Walk) -> list[RootField] | None:
         coerced = walk.variable_values.coerced
