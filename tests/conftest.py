@@ -21,6 +21,7 @@ import pytest
 import uvicorn
 from sqlalchemy import make_url
 
+from uds.api.wsframes import UdsWebSocketProtocol
 from uds.app import create_app
 from uds.auth.keys import SigningKey
 from uds.datasources.params import params_from_url
@@ -175,6 +176,7 @@ async def start_server(settings: Settings) -> AsyncIterator[Server]:
         lifespan="on",
         loop="asyncio",
         timeout_keep_alive=300,
+        ws=UdsWebSocketProtocol,  # as `uds serve` (live subscription events as frames)
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())

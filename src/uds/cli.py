@@ -626,6 +626,7 @@ def _run_uvicorn(settings: Settings, host: str, port: int, *, workers: int = 1) 
     import uvicorn
 
     _exit_on_sigterm()
+    from uds.api.wsframes import UdsWebSocketProtocol
     from uds.app import create_app
     from uds.observability.tracing import setup_tracing
     from uds.runtime import collect_less_often
@@ -645,6 +646,7 @@ def _run_uvicorn(settings: Settings, host: str, port: int, *, workers: int = 1) 
             log_level="info",
             log_config=None,  # keep the handler of uds.observability.logging
             ws_per_message_deflate=False,
+            ws=UdsWebSocketProtocol,  # live subscription events as frames (uds.api.wsframes)
         )
         return
     collect_less_often()  # this process is a server: see uds.runtime
@@ -660,6 +662,7 @@ def _run_uvicorn(settings: Settings, host: str, port: int, *, workers: int = 1) 
         log_level="info",
         log_config=None,  # keep the handler of uds.observability.logging
         ws_per_message_deflate=False,
+        ws=UdsWebSocketProtocol,  # live subscription events as frames (uds.api.wsframes)
     )
 
 

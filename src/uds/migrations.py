@@ -20,15 +20,17 @@ import io
 import weakref
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic.config import Config
-from alembic.runtime.environment import EnvironmentContext
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from uds.tenants.slugs import CORE_SCHEMA, tenant_schema
+
+# Alembic (with Mako) is imported where a migration runs: an API process that serves
+# requests and never creates a tenant does not hold it in memory.
+if TYPE_CHECKING:
+    from alembic.script import ScriptDirectory
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 # Serialises concurrent `uds migrate` / `uds up` runs on one database (any fixed bigint).
@@ -37,6 +39,8 @@ CORE_LOCK_KEY = 0x75647301
 
 @cache
 def script_directory(tree: str) -> ScriptDirectory:
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory(str(MIGRATIONS_DIR / tree))
 
 
@@ -48,6 +52,9 @@ def head(tree: str) -> str:
 
 
 def _upgrade(conn: Connection, tree: str, version_schema: str, target: str) -> None:
+    from alembic.config import Config
+    from alembic.runtime.environment import EnvironmentContext
+
     script = script_directory(tree)
 
     def steps(rev: object, _context: object) -> object:
@@ -104,6 +111,9 @@ async def run_tenant_upgrade(conn: AsyncConnection, slug: str, target: str = "he
 @cache
 def tenant_ddl() -> str:
     """The whole tenant tree, base to head, as one schema-less SQL script (rendered once)."""
+    from alembic.config import Config
+    from alembic.runtime.environment import EnvironmentContext
+
     script = script_directory("tenant")
     target = head("tenant")
     out = io.StringIO()
@@ -132,5 +142,7 @@ async def provision_tenant_schema(conn: AsyncConnection, slug: str) -> None:
 
 def current_revision(conn: Connection, schema: str) -> str | None:
     """The revision a schema is at, or None if it was never migrated."""
+    from alembic.runtime.migration import MigrationContext
+
     context = MigrationContext.configure(conn, opts={"version_table_schema": schema})
     return context.get_current_revision()

@@ -157,6 +157,11 @@ async def test_200_subscribers_get_every_event_once_in_order(
     executions = execution.STATS["event_executions"] - shared_before["event_executions"]
     shared = execution.STATS["shared_results"] - shared_before["shared_results"]
     assert shared > 10 * executions, f"each event's selection ran once for many ({executions} vs {shared})"
+    # Caught-up subscribers get live events as frames written by the hub's reader
+    # (uds.api.live); replays, gaps and the terminal event take graphql-core's path.
+    delivered = sum(len(conn.seqs[op]) for conn, op in starts)
+    live = execution.STATS["live_frames"] - shared_before["live_frames"]
+    assert delivered / 2 < live < delivered, f"{live} of {delivered} deliveries were live frames"
     for conn in connections:
         await conn.ws.close()
         conn.reader.cancel()

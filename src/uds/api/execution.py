@@ -10,10 +10,13 @@
    documents and variables are the same get the same result, computed once and kept on
    the event as a Fragment. Only selections of plain attribute fields are shared (no
    resolver, no field extension), so nothing caller-specific can leak between them.
+   `event_body` gives that result as JSON bytes, also made once per event and shape, for
+   the live path that writes frames itself (uds.api.live).
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import orjson
@@ -33,18 +36,20 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 Fragment = orjson.Fragment
 DEFINITION = "strawberry-definition"
-# Subscription events executed, and deliveries that took an execution shared by another.
-STATS: dict[str, int] = {"event_executions": 0, "shared_results": 0}
+# Subscription events executed, deliveries that took an execution shared by another, and
+# live events written as frames by uds.api.live (they count in shared_results too).
+STATS: dict[str, int] = {"event_executions": 0, "shared_results": 0, "live_frames": 0}
 
 
 class SharedEvent:
     """A subscription payload shared by all the subscribers it is delivered to."""
 
-    __slots__ = ("results", "value")
+    __slots__ = ("bodies", "results", "value")
 
     def __init__(self, value: Any) -> None:
         self.value = value
-        self.results: dict[tuple[int, bytes], dict[str, Any]] = {}
+        self.results: dict[tuple[int, str], dict[str, Any]] = {}
+        self.bodies: dict[tuple[int, str], bytes] = {}  # the results as JSON
 
 
 _UNKNOWN = object()
@@ -109,6 +114,14 @@ class UdsExecutor(StrawberryGraphQLCoreExecutionContext):
         executor.collected_errors = CollectedErrors()
         return executor
 
+    def cancellable_iterable(self, iterable: Any) -> Any:
+        """graphql-core wraps a subscription's source stream here: a stream that wants its
+        executor (uds.api.live.EventFeed) gets it."""
+        bind = getattr(iterable, "bind", None)
+        if bind is not None:
+            bind(self)
+        return super().cancellable_iterable(iterable)
+
     def execute_operation(self, serially: bool | None = None) -> Any:
         payload = self.root_value
         if type(payload) is not SharedEvent:
@@ -128,11 +141,52 @@ class UdsExecutor(StrawberryGraphQLCoreExecutionContext):
         return _remember(payload, key, result)
 
 
-async def _remember_async(payload: SharedEvent, key: tuple[int, bytes], result: Any) -> Any:
+_FINISHING: set[Any] = set()
+
+
+def share_key(executor: UdsExecutor) -> tuple[int, str] | None:
+    """The subscription's key to the results it shares with others (None: it shares none)."""
+    key = executor.__dict__.get("_uds_share_key", _UNKNOWN)
+    if key is _UNKNOWN:
+        key = executor._uds_share_key = _share_key(executor)
+    return key  # type: ignore[no-any-return]
+
+
+def event_body(executor: UdsExecutor, key: tuple[int, str], payload: SharedEvent) -> bytes | None:
+    """The event's `data` for the subscription of `executor` (whose `share_key` is `key`),
+    as JSON: made once per event for every subscriber whose operation has the same shape
+    and directive variables. None if it is not made at once or has errors: the event then
+    takes graphql-core's path, which handles every case."""
+    body = payload.bodies.get(key)
+    if body is not None:
+        STATS["shared_results"] += 1
+        return body
+    data = payload.results.get(key)
+    try:
+        if data is None:
+            result = executor.build_per_event_executor(payload).execute_operation()
+            if executor.is_awaitable(result):
+                # Not expected for a plain selection; let it finish (it stores its result).
+                task = asyncio.ensure_future(result)
+                _FINISHING.add(task)
+                task.add_done_callback(_FINISHING.discard)
+                return None
+            if result.errors or result.data is None:
+                return None
+            data = result.data
+        else:
+            STATS["shared_results"] += 1
+        body = payload.bodies[key] = orjson.dumps(data)
+    except TypeError:  # a value orjson refuses (uds.api.view.encode_json handles it)
+        return None
+    return body
+
+
+async def _remember_async(payload: SharedEvent, key: tuple[int, str], result: Any) -> Any:
     return _remember(payload, key, await result)
 
 
-def _remember(payload: SharedEvent, key: tuple[int, bytes], result: Any) -> Any:
+def _remember(payload: SharedEvent, key: tuple[int, str], result: Any) -> Any:
     if result.errors or result.data is None:
         return result  # errors are not shared; each subscriber gets its own
     data = {name: Fragment(orjson.dumps(value)) for name, value in result.data.items()}
@@ -143,10 +197,10 @@ def _remember(payload: SharedEvent, key: tuple[int, bytes], result: Any) -> Any:
 # Per operation node: the variables its selection's directives read, and per their values
 # whether the selection below the root field reads plain attributes only. Keyed by the
 # node's id and holding the node, so the id cannot be reused by another document.
-_SHAPES: dict[int, tuple[OperationDefinitionNode, tuple[str, ...], dict[bytes, bool]]] = {}
+_SHAPES: dict[int, tuple[OperationDefinitionNode, tuple[str, ...], dict[str, bool]]] = {}
 
 
-def _share_key(executor: UdsExecutor) -> tuple[int, bytes] | None:
+def _share_key(executor: UdsExecutor) -> tuple[int, str] | None:
     operation = executor.operation
     shape = _SHAPES.get(id(operation))
     if shape is None or shape[0] is not operation:
@@ -155,7 +209,9 @@ def _share_key(executor: UdsExecutor) -> tuple[int, bytes] | None:
         shape = _SHAPES[id(operation)] = (operation, _directive_variables(executor), {})
     coerced = executor.variable_values.coerced
     try:
-        values = orjson.dumps([coerced.get(name) for name in shape[1]])
+        # Decoded: the key lives as long as the subscription, and orjson's bytes keep the
+        # capacity of its output buffer (4 KB) however short the JSON.
+        values = orjson.dumps([coerced.get(name) for name in shape[1]]).decode()
     except TypeError:
         return None
     plain = shape[2].get(values)

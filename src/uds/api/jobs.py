@@ -24,6 +24,7 @@ from strawberry.types import Info
 from uds.api.compiler import JsonList, Keyset, read_json
 from uds.api.context import Context
 from uds.api.execution import SharedEvent
+from uds.api.live import EventFeed, live_events
 from uds.api.pagination import Connection, connection, decode_time_id_cursor, page_size, time_id_key
 from uds.api.results import Conflict, NotAllowed, NotFound, ValidationError, mutate
 from uds.api.rowsource import RowSource, row_source
@@ -231,6 +232,7 @@ async def job_events(
         services = ctx.services
         if not await services.event_reads.exists(tenant, jid):
             raise Missing("no such job")  # e.g. another tenant's: it is in another schema
+        live = live_events(ctx, _shared)  # live events straight to the socket (uds.api.live)
         stream = job_event_stream(
             engine=services.read_engine,
             hub=services.events,
@@ -239,10 +241,11 @@ async def job_events(
             job_id=jid,
             after_seq=after_seq or 0,
             reads=services.event_reads,
+            live=live,
         )
     except UdsError as exc:
         raise _graphql_error(exc) from exc
-    return _deliver(stream)
+    return EventFeed(_deliver(stream), live)  # type: ignore[return-value]
 
 
 # The JobEvent (wrapped to be shared, uds.api.execution) of each recent record: every

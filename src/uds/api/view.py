@@ -28,11 +28,16 @@ from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
+    BaseGraphQLTransportWSHandler,
+    Operation,
+)
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
 
 from uds.api.admission import CONNECT_WEIGHT
 from uds.api.context import Context
+from uds.api.live import OPERATION
 from uds.api.loaders import Loaders
 from uds.auth.middleware import bearer_principal
 from uds.db import TransactionScope
@@ -89,8 +94,18 @@ class TextWebSocketAdapter(ASGIWebSocketAdapter):
             raise WebSocketDisconnected from exc
 
 
+class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
+    """graphql-transport-ws, with each operation's task knowing its operation (uds.api.live
+    sends live events of a subscription itself, under the operation's id)."""
+
+    async def run_operation(self, operation: Operation[Context, None]) -> None:
+        OPERATION.set(operation)  # the operation's own task: its context is its own
+        await super().run_operation(operation)
+
+
 class GraphQLView(GraphQL[Context, None]):
     websocket_adapter_class = TextWebSocketAdapter  # type: ignore[assignment]
+    graphql_transport_ws_handler_class = TransportWSHandler
 
     def __init__(self, services: Services, **kwargs: Any) -> None:
         from uds.api.schema import build_schema

@@ -12,9 +12,8 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 from joserfc import jwt
 from joserfc.errors import (
     BadSignatureError,
@@ -31,6 +30,9 @@ from uds.auth.principal import Principal
 from uds.errors import ConfigError, Unauthenticated
 from uds.observability.metrics import cache_lookup
 from uds.settings import ALLOWED_ALGORITHMS, IssuerConfig
+
+if TYPE_CHECKING:  # imported on the first JWKS fetch: an API process of own tokens never needs it
+    import httpx
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +149,8 @@ class TokenVerifier:
 
     def _client(self) -> httpx.AsyncClient:
         if self._http is None:
+            import httpx
+
             self._http = httpx.AsyncClient(timeout=JWKS_TIMEOUT_SECONDS)
         return self._http
 
@@ -258,6 +262,8 @@ class _RemoteIssuer:
 
     async def _fetch(self, http: httpx.AsyncClient) -> None:
         # A failed fetch keeps the previous keys: an IdP outage should not log everyone out.
+        import httpx
+
         self.attempted_at = time.monotonic()
         url = self.config.jwks_url
         try:

@@ -16,7 +16,7 @@ import collections
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from redis.asyncio import Redis
@@ -36,15 +36,32 @@ class Inbox:
     """A subscriber's queue of decoded messages (shared dicts: read them, do not change them).
 
     A deque and at most one waiting future: an idle subscriber holds a few hundred bytes.
+
+    `sink`, when set, is offered each message that would otherwise be queued behind none:
+    it returns True if it has delivered the message itself (the API writes a live event
+    straight to the subscriber's socket, uds.api.live), and the reader is not woken for
+    it. Anything it declines is queued as before, so order is kept: the sink never sees
+    a message while earlier ones wait in the queue.
     """
 
-    __slots__ = ("_items", "_waiter")
+    __slots__ = ("_heard", "_items", "_waiter", "sink")
 
     def __init__(self) -> None:
         self._items: collections.deque[dict[str, Any]] = collections.deque()
         self._waiter: asyncio.Future[None] | None = None
+        self._heard = False  # the sink took a message since the reader began to wait
+        self.sink: Callable[[dict[str, Any]], bool] | None = None
 
     def put(self, message: dict[str, Any]) -> None:
+        if not self._items and self.sink is not None:
+            try:
+                taken = self.sink(message)
+            except Exception:
+                log.exception("a subscriber's direct delivery failed; it reads its queue from now on")
+                self.sink, taken = None, False
+            if taken:
+                self._heard = True
+                return
         if len(self._items) >= INBOX_SIZE:
             # Bounded memory for a stalled reader; it re-reads from the database instead.
             self._items.clear()
@@ -55,18 +72,23 @@ class Inbox:
             waiter.set_result(None)
 
     async def get(self, wait: float) -> dict[str, Any] | None:
-        """The next message, or None after `wait` seconds without one."""
+        """The next message, or None after `wait` seconds without one (messages the sink
+        took count: the channel was not quiet)."""
         if not self._items:
             loop = asyncio.get_running_loop()
-            waiter = self._waiter = loop.create_future()
-            # A timer that resolves the waiter: cheaper than asyncio.timeout (no task
-            # cancellation to undo), and this runs for every event of every subscriber.
-            timer = loop.call_later(wait, _wake, waiter)
-            try:
-                await waiter
-            finally:
-                timer.cancel()
-                self._waiter = None
+            while True:
+                self._heard = False
+                waiter = self._waiter = loop.create_future()
+                # A timer that resolves the waiter: cheaper than asyncio.timeout (no task
+                # cancellation to undo), and this runs for every event of every subscriber.
+                timer = loop.call_later(wait, _wake, waiter)
+                try:
+                    await waiter
+                finally:
+                    timer.cancel()
+                    self._waiter = None
+                if self._items or not self._heard:
+                    break
         return self._items.popleft() if self._items else None
 
 
@@ -178,7 +200,7 @@ class EventHub:
         except (TypeError, ValueError):
             log.warning("ignoring a malformed message on %s", channel)
             return
-        for inbox in inboxes:
+        for inbox in tuple(inboxes):  # a copy: a sink's write must not see the set change
             inbox.put(decoded)
 
     async def _reconnect(self) -> None:

@@ -10,9 +10,10 @@ channel has been quiet for `idle_poll` seconds. The stream ends after the termin
 
 from __future__ import annotations
 
+import functools
 import random
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -47,12 +48,19 @@ async def job_event_stream(
     after_seq: int = 0,
     idle_poll: float = IDLE_POLL_SECONDS,
     reads: EventReads | None = None,
+    live: Callable[[EventRecord], bool] | None = None,
 ) -> AsyncIterator[EventRecord]:
     """Yield the job's events with seq > after_seq, in order, until its terminal event.
 
     Raises NotFound if the tenant has no such job (a job of another tenant is not found:
     it is in another schema). `reads` shares the replay's queries between subscribers
     (the API process has one); without it the stream reads `engine` on its own.
+
+    `live`, once the replay is done, is offered each live event that is the next one the
+    subscriber needs, while the stream is not in the middle of yielding one: if it
+    delivers the event itself (True), the stream does not yield it and counts it as
+    sent (and ends after a terminal one). Anything else (a gap, a resync, an event `live`
+    declines) takes the path above, in order.
     """
     reads = reads or EventReads(engine)
     async with hub.subscribe(keys.channel(tenant, job_id)) as inbox:
@@ -81,8 +89,12 @@ async def job_event_stream(
             if ended:
                 return
             ended = True
+        position = _Position(last)
+        if live is not None:
+            inbox.sink = functools.partial(_offer, position, live)
         while True:
             message = await inbox.get(idle_poll * random.uniform(0.8, 1.2))
+            last = position.last  # `live` may have sent some
             if message is None or "seq" not in message:  # quiet, or told to resync
                 state, missed = await reads.after(tenant, job_id, last)
                 if not missed and (state is None or state.finished):
@@ -98,9 +110,36 @@ async def job_event_stream(
                     missed = list((await reads.after(tenant, job_id, last, upto=seq - 1))[1])
                 missed.append(_decoded(message))
             for record in missed:
-                if record.seq <= last:
+                if record.seq <= position.last:  # sent by `live` while the gap was read
                     continue
-                yield record
-                last = record.seq
+                position.busy = True
+                try:
+                    yield record
+                finally:
+                    position.busy = False
+                position.last = record.seq
                 if record.terminal:
                     return
+
+
+class _Position:
+    """The last seq sent to a subscriber, and whether the stream is yielding one now."""
+
+    __slots__ = ("busy", "last")
+
+    def __init__(self, last: int) -> None:
+        self.last = last
+        self.busy = False
+
+
+def _offer(position: _Position, live: Callable[[EventRecord], bool], message: dict[str, Any]) -> bool:
+    """The inbox's sink: the next event, sent by `live` unless the stream is sending one.
+
+    The terminal event, once sent, is queued all the same (False): the stream wakes up,
+    finds it sent already, and ends.
+    """
+    seq = message.get("seq")
+    if position.busy or seq != position.last + 1 or not live(_decoded(message)):
+        return False
+    position.last = seq
+    return message.get("type") not in TERMINAL_TYPES

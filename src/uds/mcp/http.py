@@ -28,20 +28,17 @@ from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlsplit
 
-from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
-from mcp.server.auth.provider import AccessToken
-from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
-from mcp.server.transport_security import TransportSecuritySettings
-from starlette.authentication import AuthCredentials
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from uds.auth.middleware import bearer_principal
 from uds.errors import TenantRequired, UdsError, Unauthenticated
 from uds.http import header, send_error
-from uds.mcp.gateway import GatewayError, InProcessGateway
-from uds.mcp.server import UdsMcpServer
 from uds.settings import Settings
 from uds.tenants.routing import audit_break_glass, resolve_tenant
+
+# The MCP SDK (with pydantic, jsonschema and the protocol's models: some 50 MB) is imported
+# by the first /mcp request, not by the API process's start: most API processes serve
+# GraphQL only (see docs/performance.md, memory).
 
 PATH = "/mcp"
 METADATA_PATHS = ("/.well-known/oauth-protected-resource/mcp", "/.well-known/oauth-protected-resource")
@@ -49,27 +46,54 @@ STATE_KEY = "uds.mcp"
 
 
 class McpBridge:
-    """The MCP server and its session manager for one API app."""
+    """The MCP server and its session manager for one API app, built and started by the
+    first /mcp request (and stopped with the app)."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.view: Any = None  # the app's GraphQLView, set in the lifespan
-        self.server = UdsMcpServer(settings, self.gateway_for)
-        hosts = list(settings.mcp_allowed_hosts)
-        if settings.public_url:  # the public host name is allowed too
-            hosts.append(urlsplit(settings.public_url).netloc)
-        origins = [f"{scheme}://{h}" for h in hosts for scheme in ("http", "https")] + list(
-            settings.cors_origins
-        )
-        self.manager = StreamableHTTPSessionManager(
-            app=self.server._lowlevel_server,
-            security_settings=TransportSecuritySettings(
-                enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins
-            ),
-            max_request_body_size=settings.max_body_bytes,
-        )
+        self._server: Any = None
+        self._manager: Any = None
+        self._task: asyncio.Task[None] | None = None
+        self._stop: asyncio.Event | None = None
+        self._starting: asyncio.Lock | None = None
+        self._running = False  # between the lifespan's start and end
 
-    def gateway_for(self, ctx: Any) -> InProcessGateway:
+    @property
+    def server(self) -> Any:
+        """The UdsMcpServer (built on first use)."""
+        if self._server is None:
+            from uds.mcp.server import UdsMcpServer
+
+            self._server = UdsMcpServer(self.settings, self.gateway_for)
+        return self._server
+
+    @property
+    def manager(self) -> Any:
+        """The SDK's StreamableHTTPSessionManager (built on first use, not started)."""
+        if self._manager is None:
+            from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+            from mcp.server.transport_security import TransportSecuritySettings
+
+            settings = self.settings
+            hosts = list(settings.mcp_allowed_hosts)
+            if settings.public_url:  # the public host name is allowed too
+                hosts.append(urlsplit(settings.public_url).netloc)
+            origins = [f"{scheme}://{h}" for h in hosts for scheme in ("http", "https")] + list(
+                settings.cors_origins
+            )
+            self._manager = StreamableHTTPSessionManager(
+                app=self.server._lowlevel_server,
+                security_settings=TransportSecuritySettings(
+                    enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins
+                ),
+                max_request_body_size=settings.max_body_bytes,
+            )
+        return self._manager
+
+    def gateway_for(self, ctx: Any) -> Any:
+        from uds.mcp.gateway import GatewayError, InProcessGateway
+
         request = getattr(ctx, "request", None)
         scope = getattr(request, "scope", None)
         if self.view is None or scope is None or scope.get(STATE_KEY) is None:
@@ -78,31 +102,51 @@ class McpBridge:
 
     @contextlib.asynccontextmanager
     async def running(self, view: Any) -> AsyncIterator[None]:
-        """The session manager, running while the app does.
-
-        It runs in a task of its own: its task group must be left in the task that entered
-        it, and a lifespan may be entered and left by different tasks (an ASGI server does
-        both in one; tests that drive the lifespan from fixtures may not).
-        """
+        """While the app runs: the session manager may be started (by `started`), and is
+        stopped when the block ends."""
         self.view = view
-        started, stop = asyncio.Event(), asyncio.Event()
-
-        async def serve() -> None:
-            async with self.manager.run():
-                started.set()
-                await stop.wait()
-
-        task = asyncio.create_task(serve(), name="mcp-session-manager")
-        ready = asyncio.create_task(started.wait())
-        await asyncio.wait([task, ready], return_when=asyncio.FIRST_COMPLETED)
-        if task.done():
-            ready.cancel()
-            task.result()  # raises why it could not start
+        self._running = True
         try:
             yield
         finally:
-            stop.set()
-            await task
+            self._running = False
+            if self._task is not None:
+                assert self._stop is not None
+                self._stop.set()
+                task, self._task = self._task, None
+                await task
+
+    async def started(self) -> Any:
+        """The running session manager; the first call starts it.
+
+        It runs in a task of its own: its task group must be left in the task that entered
+        it, which no request's task can promise.
+        """
+        if self._task is not None and not self._task.done():
+            return self._manager
+        if not self._running:
+            raise RuntimeError("the MCP bridge serves only while the app runs (its lifespan)")
+        if self._starting is None:
+            self._starting = asyncio.Lock()
+        async with self._starting:
+            if self._task is not None and not self._task.done():
+                return self._manager
+            manager = self.manager
+            started, stop = asyncio.Event(), asyncio.Event()
+
+            async def serve() -> None:
+                async with manager.run():
+                    started.set()
+                    await stop.wait()
+
+            task = asyncio.create_task(serve(), name="mcp-session-manager")
+            ready = asyncio.create_task(started.wait())
+            await asyncio.wait([task, ready], return_when=asyncio.FIRST_COMPLETED)
+            if task.done():
+                ready.cancel()
+                task.result()  # raises why it could not start
+            self._task, self._stop = task, stop
+            return manager
 
 
 class McpMiddleware:
@@ -179,6 +223,11 @@ class McpMiddleware:
             return
         scope["principal"], scope["tenant"], scope["tenant_role"] = principal, tenant, role
         scope[STATE_KEY] = True
+        from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
+        from mcp.server.auth.provider import AccessToken
+        from starlette.authentication import AuthCredentials
+
+        manager = await self.bridge.started()
         # The SDK binds a session to the credential that opened it (subject and issuer).
         token = AccessToken(
             token="-",  # not kept: nothing downstream may use it
@@ -190,7 +239,7 @@ class McpMiddleware:
         )
         scope["user"] = AuthenticatedUser(token)
         scope["auth"] = AuthCredentials([])
-        await self.bridge.manager.handle_request(scope, receive, send)
+        await manager.handle_request(scope, receive, send)
 
 
 async def _json(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:

@@ -27,8 +27,9 @@ CONTEXT_FIELDS = ("request_id", "tenant", "subject", "operation", "job_id")
 _HANDLER_NAME = "uds"
 # uvicorn's own loggers keep their handlers unless told otherwise; route them to the root.
 _UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
-# Chatty at INFO about nothing an operator needs (alembic lists its plugins on import).
-_QUIET = ("alembic.runtime.plugins",)
+# Chatty at INFO about nothing an operator needs (alembic lists its plugins on import; the
+# websockets library says "connection open/closed" for every WebSocket, uds.api.wsframes).
+_QUIET = ("alembic.runtime.plugins", "websockets.server")
 
 
 def context_fields() -> dict[str, str | None]:

@@ -14,8 +14,6 @@ import logging
 from typing import Any
 from urllib.parse import urlsplit
 
-from opa_client import AsyncOpaClient
-
 from uds.errors import ConfigError, PolicyUnavailable
 from uds.policies.engine import Decision, PolicyInput, parse_decision
 
@@ -42,6 +40,8 @@ class OpaServerEngine:
         self.url = url
         self.timeout = timeout
         self.retries = retries
+        from opa_client import AsyncOpaClient  # with aiohttp: only a process that uses OPA loads it
+
         self.deadline = timeout * (retries + 1) + sum(_CLIENT_BACKOFF * 2**n for n in range(retries))
         self._client = AsyncOpaClient(
             host=parts.hostname,

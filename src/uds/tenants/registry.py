@@ -2,7 +2,8 @@
 
 A request must not cost a catalog query: tenants and each (tenant, subject) role are
 cached in-process, negative answers too (so a flood of made-up slugs cannot turn into a
-flood of queries). Changes are announced on Redis channel `<UDS_REDIS_PREFIX>tenants:changed`; every
+flood of queries), and the callers asking for the same while it is read share the one
+query. Changes are announced on Redis channel `<UDS_REDIS_PREFIX>tenants:changed`; every
 process drops its cached entry for that slug. A TTL bounds staleness if a message is lost.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 import uuid
@@ -93,6 +95,8 @@ class TenantRegistry:
         self._tenants = _TTLCache(maxsize=20_000, ttl=ttl)
         self._roles = _TTLCache(maxsize=100_000, ttl=ttl)
         self._listener: asyncio.Task[None] | None = None
+        self._flights: dict[tuple[Any, ...], tuple[int, asyncio.Future[Any]]] = {}
+        self._generation = 0  # bumped by every `forget`
 
     async def get(self, slug: str) -> TenantRecord | None:
         """The tenant with this (already validated) slug, or None."""
@@ -100,16 +104,10 @@ class TenantRegistry:
         cache_lookup("tenant", found)
         if found:
             return record  # type: ignore[no-any-return]
-        async with self._engine.connect() as conn:
-            row = (
-                await conn.execute(
-                    text("select id, slug, name, status, plan, limits from uds.tenants where slug = :s"),
-                    {"s": slug},
-                )
-            ).first()
-        record = TenantRecord(*row) if row else None
-        self._tenants.put(slug, record)
-        return record
+        record, generation = await self._load(("tenant", slug), self._read_tenant, slug)
+        if generation == self._generation:
+            self._tenants.put(slug, record)
+        return record  # type: ignore[no-any-return]
 
     async def role_of(self, tenant: TenantRecord, subject: str) -> str | None:
         """The subject's role in the tenant (VIEWER/EDITOR/ADMIN), or None if not a member."""
@@ -118,16 +116,51 @@ class TenantRegistry:
         cache_lookup("membership", found)
         if found:
             return role  # type: ignore[no-any-return]
+        role, generation = await self._load(("role", *key), self._read_role, tenant.id, subject)
+        if generation == self._generation:
+            self._roles.put(key, role)
+        return role  # type: ignore[no-any-return]
+
+    async def _load(self, key: tuple[Any, ...], read: Any, *args: Any) -> tuple[Any, int]:
+        """`read(*args)`, shared by every caller asking for `key` while it runs (a thousand
+        WebSockets connecting at once cost one query), unless a change was announced since
+        it started. Returns the answer and the generation it belongs to. The read runs in
+        a task of its own: one caller going away does not cancel the others' answer."""
+        generation = self._generation
+        flight = self._flights.get(key)
+        if flight is None or flight[0] != generation:
+            task = asyncio.ensure_future(read(*args))
+            flight = self._flights[key] = (generation, task)
+            task.add_done_callback(functools.partial(self._landed, key, flight))
+        return await asyncio.shield(flight[1]), flight[0]
+
+    def _landed(self, key: tuple[Any, ...], flight: tuple[int, asyncio.Future[Any]], task: Any) -> None:
+        if self._flights.get(key) is flight:
+            del self._flights[key]
+        if not task.cancelled():
+            task.exception()  # retrieved: the callers that waited have it
+
+    async def _read_tenant(self, slug: str) -> TenantRecord | None:
+        async with self._engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    text("select id, slug, name, status, plan, limits from uds.tenants where slug = :s"),
+                    {"s": slug},
+                )
+            ).first()
+        return TenantRecord(*row) if row else None
+
+    async def _read_role(self, tenant_id: uuid.UUID, subject: str) -> str | None:
         async with self._engine.connect() as conn:
             role = await conn.scalar(
                 text("select role from uds.memberships where tenant_id = :t and subject = :s"),
-                {"t": tenant.id, "s": subject},
+                {"t": tenant_id, "s": subject},
             )
-        self._roles.put(key, role)
-        return role
+        return role  # type: ignore[no-any-return]
 
     def forget(self, slug: str) -> None:
         """Drop this process's cached entries for a slug (or all, for ALL)."""
+        self._generation += 1  # reads in flight now may be stale: they are not cached or joined
         if slug == ALL:
             self._tenants.clear()
             self._roles.clear()
