@@ -57,6 +57,11 @@ def async_url(url: str) -> str:
     return parsed.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
 
 
+def libpq_url(url: str) -> str:
+    """The URL as asyncpg takes it (postgresql://, no SQLAlchemy driver name)."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
 def make_engine(settings: Settings, *, pool_size: int | None = None) -> AsyncEngine:
     """The process's read-write engine; pool size from settings unless given."""
     return _engine(settings, pool_size, {"application_name": "uds"})
@@ -96,7 +101,7 @@ async def make_read_pool(settings: Settings, *, pool_size: int | None = None, **
     if not settings.database_url:
         raise RuntimeError("database_url is not set (start embedded servers first)")
     return await asyncpg.create_pool(
-        settings.database_url,
+        libpq_url(settings.database_url),
         min_size=0,
         max_size=pool_size or settings.db_pool_size,
         server_settings=READ_SETTINGS,
