@@ -343,8 +343,10 @@ class RateLimiter:
         return verdict
 
     def _drop_expired(self, now: float) -> None:
-        for keys in [k for k, c in self._credits.items() if c.expires <= now]:
+        for keys in [k for k, c in self._credits.items() if c.expires <= now and not c.refilling]:
             del self._credits[keys]
+        if len(self._credits) >= 10_000:  # that many busy callers: start afresh (their
+            self._credits.clear()  # prepaid units are lost, never granted twice)
 
     async def acquire_connection(self, key: str, cap: int) -> str | bool | None:
         """Take one of `cap` connection slots under `key`.
