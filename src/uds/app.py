@@ -21,7 +21,7 @@ from uds.cors import cors_middleware
 from uds.limits import BodyLimitMiddleware
 from uds.mcp.http import McpBridge, McpMiddleware
 from uds.observability.exposition import MetricsEndpoint
-from uds.observability.metrics import configure_metrics
+from uds.observability.metrics import configure_metrics, flush_every
 from uds.observability.middleware import observe_middleware
 from uds.observability.multiprocess import process_stopped
 from uds.runtime import collect_less_often, settle_heap
@@ -48,10 +48,16 @@ def create_app(settings: Settings) -> Starlette:
         # Everything built so far lives as long as the process: move it out of the
         # collector's sight, so collections during fan-out only scan per-request objects.
         settle_heap()
+        # Request counts are tallied in process; this applies them every second.
+        flusher = (
+            asyncio.create_task(flush_every(), name="uds-metrics-flush") if settings.metrics_enabled else None
+        )
         try:
             async with mcp.running(endpoint.view):
                 yield {"services": services}
         finally:
+            if flusher is not None:
+                flusher.cancel()
             await services.close()
             process_stopped()
 

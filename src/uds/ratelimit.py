@@ -171,7 +171,15 @@ class Verdict:
 
     def raw_headers(self) -> list[tuple[bytes, bytes]]:
         """`headers()` as an ASGI response's (lower-case names, bytes)."""
-        return [(name.lower().encode(), value.encode()) for name, value in self.headers()]
+        headers = [
+            (b"ratelimit-limit", b"%d" % self.limit),
+            (b"ratelimit-remaining", b"%d" % max(self.remaining, 0)),
+            (b"ratelimit-reset", b"%d" % math.ceil(self.reset)),
+            (b"ratelimit-policy", b"%d;w=%d" % (self.limit, max(1, math.ceil(self.window)))),
+        ]
+        if not self.allowed:
+            headers.append((b"retry-after", b"%d" % max(1, math.ceil(self.retry_after))))
+        return headers
 
 
 class _Credit:
@@ -266,11 +274,15 @@ class RateLimiter:
     def key(self, *parts: str) -> str:
         return self.prefix + "rl:" + ":".join(parts)
 
-    async def hit(self, buckets: Sequence[Bucket], weight: int) -> Verdict | None:
-        """Charge `weight` units to every bucket, or to none; None if Redis could not answer."""
+    async def hit(
+        self, buckets: Sequence[Bucket], weight: int, keys: tuple[str, ...] | None = None
+    ) -> Verdict | None:
+        """Charge `weight` units to every bucket, or to none; None if Redis could not answer.
+        `keys`: the buckets' keys, if the caller keeps them."""
         if not self.enabled or not buckets or self._broken():
             return None
-        keys = tuple([b.key for b in buckets])
+        if keys is None:
+            keys = tuple([b.key for b in buckets])
         now = time.monotonic()
         credit = self._credits.get(keys)
         if credit is None:

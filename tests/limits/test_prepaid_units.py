@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 import pytest
 from redis.asyncio import Redis
 
-from uds.ratelimit import CREDIT_SECONDS, Bucket, RateLimiter
+from uds.ratelimit import CREDIT_SECONDS, Bucket, RateLimiter, Verdict
 from uds.settings import Settings
 
 
@@ -99,3 +99,12 @@ async def test_a_tight_bucket_gets_exact_answers(limiters: list[RateLimiter]) ->
     for _ in range(30):
         await limiter.hit([b], 1)
     assert limiter.script_calls == 30
+
+
+def test_raw_headers_are_the_headers_as_asgi_sends_them() -> None:
+    for verdict in (
+        Verdict(True, 0.0, 600, 599, 0.02, 3.0),
+        Verdict(False, 1.3, 60, -2, 2.5, 3.0),
+        Verdict(True, 0.0, 10_000_000, 9_999_000, 0.001, 10.0),
+    ):
+        assert verdict.raw_headers() == [(k.lower().encode(), v.encode()) for k, v in verdict.headers()]

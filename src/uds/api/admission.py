@@ -50,7 +50,7 @@ class Gate:
         self._analyzer: CostAnalyzer | None = None
         self._limits: dict[int, tuple[TenantRecord, dict[str, int]]] = {}
         # A caller's buckets, per cached tenant record (a changed tenant is a new record).
-        self._buckets: dict[tuple[int, str], tuple[TenantRecord, list[Bucket]]] = {}
+        self._buckets: dict[tuple[int, str], tuple[TenantRecord, list[Bucket], tuple[str, ...]]] = {}
 
     def analyzer(self, schema: GraphQLSchema) -> CostAnalyzer:
         if self._analyzer is None or self._analyzer.schema is not schema:
@@ -104,7 +104,8 @@ class Gate:
             return
         verdict = scope.get(CHARGED) if scope is not None else None
         if verdict is None:
-            verdict = await limiter.hit(self.buckets(ctx), weight)
+            buckets, keys = self.buckets_and_keys(ctx)
+            verdict = await limiter.hit(buckets, weight, keys)
             if scope is not None and verdict is not None:
                 scope[CHARGED] = verdict
         if verdict is None:
@@ -118,19 +119,21 @@ class Gate:
                 response.status_code = RateLimited.http_status
             raise _refusal(verdict)
 
-    def buckets(self, ctx: Context) -> list[Bucket]:
+    def buckets_and_keys(self, ctx: Context) -> tuple[list[Bucket], tuple[str, ...] | None]:
+        """The caller's buckets, and their keys when they are remembered (tenant members)."""
         principal, tenant = ctx.principal, ctx.tenant
         if tenant is not None and principal is not None:
             key = (id(tenant), principal.subject)
             hit = self._buckets.get(key)
             if hit is not None and hit[0] is tenant:
-                return hit[1]
+                return hit[1], hit[2]
             if len(self._buckets) > 10_000:
                 self._buckets.clear()
             buckets = self._make_buckets(ctx)
-            self._buckets[key] = (tenant, buckets)
-            return buckets
-        return self._make_buckets(ctx)
+            keys = tuple([b.key for b in buckets])
+            self._buckets[key] = (tenant, buckets, keys)
+            return buckets, keys
+        return self._make_buckets(ctx), None
 
     def _make_buckets(self, ctx: Context) -> list[Bucket]:
         limiter: RateLimiter = ctx.services.limiter

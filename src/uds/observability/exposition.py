@@ -26,7 +26,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from uds.errors import Forbidden, UdsError, Unauthenticated
 from uds.http import error_body
-from uds.observability.metrics import exposition
+from uds.observability.metrics import exposition, flush
 from uds.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -72,6 +72,7 @@ def metrics_endpoint(settings: Settings) -> Callable[[Request], Awaitable[Respon
         if refusal is not None:
             headers = {"www-authenticate": 'Bearer realm="metrics"'} if refusal.http_status == 401 else None
             return Response(error_body(refusal), refusal.http_status, headers, media_type="application/json")
+        flush()  # this process's tallied counts (uds.observability.metrics)
         body = await asyncio.to_thread(exposition) if _many_files() else exposition()
         return Response(body, media_type=CONTENT_TYPE)
 

@@ -2,8 +2,8 @@
 
 Every metric is defined here (docs/observability.md has the table). The request path
 costs one `observe_request` per request (from uds.observability.middleware) plus a few
-counter increments (cache look-ups, policy decisions): a dictionary look-up and a locked
-add each, no allocation. Label values are bounded: operation names beyond
+counter increments (cache look-ups, policy decisions): dictionary updates, applied to
+the metrics by `flush()` (below). Label values are bounded: operation names beyond
 `UDS_METRICS_MAX_OPERATIONS` distinct ones per process become `other`, anonymous
 operations are `anonymous`, requests whose operation is unknown (unparsable, refused
 before GraphQL) `unknown`; tenants are label values only with `UDS_METRICS_MAX_TENANTS`
@@ -20,8 +20,11 @@ share one registry through PROMETHEUS_MULTIPROC_DIR (uds.observability.multiproc
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
+import time
+from bisect import bisect_left
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -139,6 +142,7 @@ def configure_metrics(settings: Settings) -> None:
     _state.operations = BoundedLabel(settings.metrics_max_operations)
     _state.tenants = BoundedLabel(settings.metrics_max_tenants) if settings.metrics_max_tenants else None
     _children.clear()
+    _by_raw.clear()
 
 
 def enabled() -> bool:
@@ -173,14 +177,61 @@ def observe_request(
     `op_type` "http" (not GraphQL), the request path."""
     if not _state.enabled:
         return
-    operation = http_label(op_name or "") if op_type == "http" else operation_label(op_name)
-    key = (operation, op_type, outcome, tenant_label(tenant))
-    children = _children.get(key)
+    raw = (op_name, op_type, outcome, tenant)
+    children = _by_raw.get(raw)
     if children is None:
-        children = (REQUESTS.labels(*key), REQUEST_SECONDS.labels(key[0], op_type))
-        _children[key] = children
-    children[0].inc()
-    children[1].observe(seconds)
+        operation = http_label(op_name or "") if op_type == "http" else operation_label(op_name)
+        key = (operation, op_type, outcome, tenant_label(tenant))
+        children = _children.get(key)
+        if children is None:
+            children = (REQUESTS.labels(*key), REQUEST_SECONDS.labels(key[0], op_type))
+            _children[key] = children
+        if len(_by_raw) >= 10_000:  # names clients choose: bounded like the labels
+            _by_raw.clear()
+        _by_raw[raw] = children
+    _tally[children[0]] = _tally.get(children[0], 0) + 1
+    hist = _hist.get(children[1])
+    if hist is None:
+        hist = _hist[children[1]] = [0.0] + [0] * (len(LATENCY_BUCKETS) + 1)
+    hist[0] += seconds
+    hist[1 + bisect_left(LATENCY_BUCKETS, seconds)] += 1
+    if time.monotonic() >= _flushed[0] + FLUSH_SECONDS:
+        flush()
+
+
+# Request-path counts are tallied in plain dictionaries (a dictionary update each, instead
+# of prometheus-client's locked add) and moved into the metrics by `flush()`: before every
+# scrape of this process, at least once a second while requests arrive, every second from
+# the API's lifespan task (`flush_every`), and when the process stops.
+FLUSH_SECONDS = 1.0
+_tally: dict[Any, int] = {}  # counter child -> increments not yet applied
+_hist: dict[Any, list[Any]] = {}  # histogram child -> [sum, count per bucket (+Inf last)]
+_flushed = [0.0]  # monotonic time of the last flush
+# (op_name, op_type, outcome, tenant) as given -> the children of their label values
+_by_raw: dict[tuple[Any, ...], tuple[Any, Any]] = {}
+
+
+def flush() -> None:
+    """Apply the tallied counts to the metrics (call on the event loop's thread)."""
+    global _tally, _hist
+    _flushed[0] = time.monotonic()
+    tally, _tally = _tally, {}
+    hist, _hist = _hist, {}
+    for child, count in tally.items():
+        child.inc(count)
+    for child, (total, *counts) in hist.items():
+        # What Histogram.observe does, once per bucket instead of once per observation.
+        child._sum.inc(total)
+        for index, count in enumerate(counts):
+            if count:
+                child._buckets[index].inc(count)
+
+
+async def flush_every(seconds: float = FLUSH_SECONDS) -> None:
+    """Flush forever (a task of the process that serves requests)."""
+    while True:
+        await asyncio.sleep(seconds)
+        flush()
 
 
 def _child(metric: Any, *labels: str) -> Any:
@@ -198,12 +249,14 @@ _labelled: dict[tuple[Any, tuple[str, ...]], Any] = {}
 def policy_decision(action: str, result: str) -> None:
     """A decision: result allow, deny or error (the engine could not decide)."""
     if _state.enabled:
-        _child(POLICY_DECISIONS, action, result).inc()
+        child = _child(POLICY_DECISIONS, action, result)
+        _tally[child] = _tally.get(child, 0) + 1
 
 
 def cache_lookup(cache: str, hit: bool) -> None:
     if _state.enabled:
-        _child(CACHE_LOOKUPS, cache, "hit" if hit else "miss").inc()
+        child = _child(CACHE_LOOKUPS, cache, "hit" if hit else "miss")
+        _tally[child] = _tally.get(child, 0) + 1
 
 
 def redis_error(component: str) -> None:
@@ -262,5 +315,6 @@ def registry_for_scrape() -> CollectorRegistry:
 
 
 def exposition() -> bytes:
-    """The Prometheus text format of every UDS metric (and the client's process metrics)."""
+    """The Prometheus text format of every UDS metric (and the client's process metrics).
+    Call `flush()` first, on the event loop's thread (this may run in another)."""
     return generate_latest(registry_for_scrape())

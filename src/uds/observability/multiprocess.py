@@ -54,7 +54,11 @@ def _alive(pid: int) -> bool:
 
 
 def process_stopped() -> None:
-    """Drop this process's live gauges (in-flight requests, pool use) from the sums."""
+    """Apply this process's tallied counts, and drop its live gauges (in-flight requests,
+    pool use) from the sums."""
+    from uds.observability.metrics import flush
+
+    flush()
     if directory():
         from prometheus_client import multiprocess
 

@@ -27,7 +27,7 @@ from uds.jobs.keys import JobKeys
 from uds.jobs.queue import JOB_FUNCTION
 from uds.jobs.runtime import KINDS
 from uds.observability.exposition import serve_worker_metrics
-from uds.observability.metrics import configure_metrics
+from uds.observability.metrics import configure_metrics, flush_every
 from uds.observability.multiprocess import process_stopped
 from uds.runtime import settle_heap
 from uds.services import Services
@@ -81,6 +81,8 @@ async def startup(ctx: dict[str, Any]) -> None:
         ctx["metrics_server"] = contextlib.AsyncExitStack()
         await ctx["metrics_server"].enter_async_context(serve_worker_metrics(ctx["settings"]))
     ctx["sweeper"] = asyncio.create_task(sweep(ctx["services"]), name="job-admission-sweep")
+    # Tallied counts (cache look-ups, decisions) reach the metrics every second.
+    ctx["metrics_flush"] = asyncio.create_task(flush_every(), name="uds-metrics-flush")
     ctx["services"].relay.start()  # events of the jobs' changes reach the stream even with no API
     if ctx.get("settle_heap"):
         settle_heap()  # job modules and services are loaded: see uds.runtime
@@ -91,6 +93,9 @@ async def shutdown(ctx: dict[str, Any]) -> None:
     metrics_server = ctx.pop("metrics_server", None)
     if metrics_server is not None:
         await metrics_server.aclose()
+    flusher = ctx.pop("metrics_flush", None)
+    if flusher is not None:
+        flusher.cancel()
     process_stopped()
     sweeper = ctx.pop("sweeper", None)
     if sweeper is not None:
