@@ -12,16 +12,19 @@ share one notion of now.
 Prepaid units. A process serving one caller many times a second does not ask Redis for
 every request: the script may grant more than the request's weight (never more than the
 buckets allow at that moment), and the process spends the rest locally for up to
-CREDIT_SECONDS. Every unit served was charged in Redis first, so no process, and no set of
-processes, admits more than the buckets allow. How much to prepay follows the caller's
-own pace in this process: nothing on a first request, then, while each prepayment runs
-out before it expires, twice the last one, up to PREPAY_SECONDS of the tightest bucket's
-rate (and PREPAY_SHARE of its burst); when a prepayment expires unspent, the next one is
-what was spent of it. A bucket of a few units per second therefore gets exact answers (its
-cap rounds to 0), and a slow caller prepays about nothing, so unspent prepayments cannot
-starve the bucket for others. A request Redis refuses may still be served from units
-another request of the same caller prepaid meanwhile. RateLimit-Remaining on a request
-served locally is the figure of the last grant plus the prepaid units left.
+CREDIT_SECONDS. When half of what it holds is spent (or half its time is gone) one
+background call asks for more, while requests go on locally; requests finding nothing
+left while that call is out go to Redis one by one, exactly, as without prepaying. Every
+unit served was charged in Redis first, so no process, and no set of processes, admits
+more than the buckets allow. How much to hold follows the caller's own pace in this
+process (units admitted since the last grant, per CREDIT_SECONDS): nothing on a first
+request, at most twice the last amount (a slow start), at most PREPAY_SECONDS of the
+tightest bucket's rate and PREPAY_SHARE of its burst. A bucket of a few units per second
+therefore gets exact answers (its cap rounds to 0), and a slow caller holds about
+nothing, so unspent units cannot starve the bucket for others. A request Redis refuses
+may still be served from units a concurrent request of the same caller prepaid.
+RateLimit-Remaining on a request served locally is the figure of the last grant plus the
+units still held.
 
 Redis unreachable or slow: requests are served (fail open, for rate limits only). The
 first failure opens a breaker for BREAKER_SECONDS, during which Redis is not asked at all
