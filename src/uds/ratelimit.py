@@ -39,10 +39,13 @@ Lease acquisitions made while another one is on its way to Redis wait for it and
 together, in one pipeline (`_Scripts`): a thousand WebSocket clients connecting at once
 cost a few round trips and connection checkouts instead of a thousand each. Every call is
 still its own EVALSHA, run atomically by Redis in the order sent, so the caps stay exact;
-a lone call goes out at once. The request buckets (GCRA) are not coalesced: under HTTP
-load, queueing every request's check behind the one in flight halved the read
-benchmark's throughput (bench/graphql_read.py: about 1,000 req/s plain, about 550
-coalesced, 2026-11-30).
+a lone call goes out at once. The request buckets (GCRA) of HTTP requests are not
+coalesced: under HTTP load, queueing every request's check behind the one in flight
+halved the read benchmark's throughput (bench/graphql_read.py: about 1,000 req/s plain,
+about 550 coalesced, 2026-11-30). The WebSocket set-up's charges (the connect and each
+subscription: `hit(..., batched=True)`) are: a thousand subscribers arriving together
+found the prepaid units gone and a refill on its way nearly every time, and sent two
+GCRA calls each (bench/job_events.py); batched, they share the leases' pipelines.
 """
 
 from __future__ import annotations
@@ -278,10 +281,19 @@ class RateLimiter:
         return self.prefix + "rl:" + ":".join(parts)
 
     async def hit(
-        self, buckets: Sequence[Bucket], weight: int, keys: tuple[str, ...] | None = None
+        self,
+        buckets: Sequence[Bucket],
+        weight: int,
+        keys: tuple[str, ...] | None = None,
+        *,
+        batched: bool = False,
     ) -> Verdict | None:
         """Charge `weight` units to every bucket, or to none; None if Redis could not answer.
-        `keys`: the buckets' keys, if the caller keeps them."""
+        `keys`: the buckets' keys, if the caller keeps them.
+
+        `batched`: a call that finds another batched call on its way to Redis waits for it
+        and goes with the others in one pipeline (the WebSocket set-up path: connect and
+        subscribe charges, with the connection leases); see the top."""
         if not self.enabled or not buckets or self._broken():
             return None
         if keys is None:
@@ -296,7 +308,7 @@ class RateLimiter:
             verdict = credit.take(weight, now)
             if verdict is not None:
                 if credit.wants_refill(now):
-                    self._refill(keys, buckets, credit)
+                    self._refill(keys, buckets, credit, batched)
                 return verdict
         if credit.refilling:  # a prepayment is on its way: this request alone, exactly
             prepay = 0
@@ -304,7 +316,7 @@ class RateLimiter:
             prepay = credit.prepayment(weight, now, _prepay_cap(buckets))
             credit.refilling = prepay > 0
         try:
-            verdict = await self._charge(keys, buckets, weight, prepay, credit)
+            verdict = await self._charge(keys, buckets, weight, prepay, credit, batched)
         finally:
             if prepay:
                 credit.refilling = False
@@ -313,7 +325,9 @@ class RateLimiter:
         # Refused: units prepaid by a request that went to Redis meanwhile may serve it.
         return credit.take(weight, time.monotonic()) or verdict
 
-    def _refill(self, keys: tuple[str, ...], buckets: Sequence[Bucket], credit: _Credit) -> None:
+    def _refill(
+        self, keys: tuple[str, ...], buckets: Sequence[Bucket], credit: _Credit, batched: bool = False
+    ) -> None:
         prepay = credit.prepayment(0, time.monotonic(), _prepay_cap(buckets))
         if prepay <= 0:
             return
@@ -321,7 +335,7 @@ class RateLimiter:
 
         async def refill() -> None:
             try:
-                await self._charge(keys, buckets, 0, prepay, credit)
+                await self._charge(keys, buckets, 0, prepay, credit, batched)
             finally:
                 credit.refilling = False
 
@@ -330,7 +344,13 @@ class RateLimiter:
         task.add_done_callback(self._refills.discard)
 
     async def _charge(
-        self, keys: tuple[str, ...], buckets: Sequence[Bucket], weight: int, prepay: int, credit: _Credit
+        self,
+        keys: tuple[str, ...],
+        buckets: Sequence[Bucket],
+        weight: int,
+        prepay: int,
+        credit: _Credit,
+        batched: bool = False,
     ) -> Verdict | None:
         """One script call: `weight` units, plus up to `prepay` units kept in `credit`."""
         args: list[float | int] = [weight, prepay]
@@ -338,7 +358,11 @@ class RateLimiter:
             args += [bucket.interval_us, bucket.burst]
         self.script_calls += 1
         try:
-            allowed, retry_us, tight, remaining, reset_us, charged = await self._gcra(keys=keys, args=args)
+            if batched:
+                reply = await self.scripts.call(self._gcra, list(keys), args)
+            else:
+                reply = await self._gcra(keys=keys, args=args)
+            allowed, retry_us, tight, remaining, reset_us, charged = reply
         except (TimeoutError, RedisError, OSError) as exc:
             self._failed(exc)
             return None

@@ -105,6 +105,23 @@ async def test_gcra_admits_exactly_the_burst_under_concurrency(settings: Setting
         await limiter.aclose()
 
 
+async def test_batched_charges_go_in_pipelines_and_admit_exactly_the_burst(settings: Settings) -> None:
+    """WebSocket set-up charges (`batched`) wait for the call in flight and go together in
+    one pipeline: fewer round trips, the same exact GCRA answers."""
+    limiter = RateLimiter(settings.redis_url or "", prefix=settings.redis_prefix, timeout=2.0)
+    try:
+        bucket = Bucket(limiter.key("test", uuid.uuid4().hex), rate=10, burst=50)
+        started = time.monotonic()
+        verdicts = await asyncio.gather(*(limiter.hit([bucket], 1, batched=True) for _ in range(200)))
+        elapsed = time.monotonic() - started
+        admitted = sum(1 for v in verdicts if v is not None and v.allowed)
+        low, high = admitted_bounds(10, 50, elapsed)
+        assert low <= admitted <= high, (admitted, elapsed)
+        assert 1 <= limiter.scripts.pipelines < 200  # the first call alone, the others batched
+    finally:
+        await limiter.aclose()
+
+
 async def test_coalesced_script_calls_load_a_script_redis_does_not_know(settings: Settings) -> None:
     """Calls queued behind another go as one pipeline of EVALSHAs; a script Redis has
     never seen (NOSCRIPT there) is loaded and run, once per call, in the callers' order."""

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from graphql import DocumentNode, GraphQLSchema
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.websockets import WebSocket
 from strawberry.extensions import SchemaExtension
 
 from uds.api.cost import CostAnalyzer, Plan
@@ -69,13 +70,16 @@ class Gate:
         operation_name: str | None,
         variables: Mapping[str, Any] | None,
         scope: MutableMapping[str, Any] | None = None,
+        batched: bool = False,
     ) -> Plan:
         """Raise BadUserInput, QueryTooComplex or RateLimited, or return the operation's plan.
 
         `key` identifies the document for the cost cache (its text, or a persisted query's
         hash); None computes the cost without caching it. `scope` is the HTTP request's ASGI
         scope: a request handed from one path to another (the fast lane falling back to
-        strawberry's view) is charged once, and keeps its verdict.
+        strawberry's view) is charged once, and keeps its verdict. `batched` (WebSocket
+        operations): the charge may wait for others on their way to Redis and go with them
+        in one pipeline (uds.ratelimit).
         """
         check_variables(variables)
         analyzer = self.analyzer(schema)
@@ -89,11 +93,16 @@ class Gate:
             )
         if hasattr(ctx, "operation"):
             ctx.operation = plan.operation
-        await self.charge(ctx, plan.weight, scope=scope)
+        await self.charge(ctx, plan.weight, scope=scope, batched=batched)
         return plan
 
     async def charge(
-        self, ctx: Context, weight: int, *, scope: MutableMapping[str, Any] | None = None
+        self,
+        ctx: Context,
+        weight: int,
+        *,
+        scope: MutableMapping[str, Any] | None = None,
+        batched: bool = False,
     ) -> None:
         """Charge `weight` request units to the caller's buckets, or raise RateLimited."""
         services = getattr(ctx, "services", None)
@@ -105,7 +114,7 @@ class Gate:
         verdict = scope.get(CHARGED) if scope is not None else None
         if verdict is None:
             buckets, keys = self.buckets_and_keys(ctx)
-            verdict = await limiter.hit(buckets, weight, keys)
+            verdict = await limiter.hit(buckets, weight, keys, batched=batched)
             if scope is not None and verdict is not None:
                 scope[CHARGED] = verdict
         if verdict is None:
@@ -196,5 +205,6 @@ class AdmissionExtension(SchemaExtension):
             operation_name=ec.operation_name,
             variables=ec.variables,
             scope=request.scope if isinstance(request, Request) else None,
+            batched=isinstance(request, WebSocket),
         )
         yield

@@ -166,7 +166,7 @@ class GraphQLView(GraphQL[Context, None]):
         """Charge the connect to the caller's rate limit and take one of the member's
         connection slots (plan limit max_ws_connections_per_member); refuse otherwise."""
         try:
-            await self.schema.gate.charge(context, CONNECT_WEIGHT)  # type: ignore[attr-defined]
+            await self.schema.gate.charge(context, CONNECT_WEIGHT, batched=True)  # type: ignore[attr-defined]
         except UdsError:
             raise ConnectionRejectionError() from None
         tenant, principal = context.tenant, context.principal
