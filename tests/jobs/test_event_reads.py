@@ -86,3 +86,66 @@ async def test_shared_replay_reads_return_what_the_orm_reads(jobs_server: Server
     assert await reads.after(other, job.id, 0) == (None, [])  # another tenant's job: not there
     assert not await reads.exists(other, job.id)
     assert await reads.after(slug, uuid.uuid4(), 0) == (None, [])
+
+
+async def test_reads_one_after_another_hand_out_the_same_records(jobs_server: Server) -> None:
+    """Two reads that do not overlap return the same record objects while the job's state
+    is the same (so a replayed event is executed once for all its subscribers); once the
+    state changes, the records carry the new state."""
+    from uds.jobs.events import emit
+    from uds.jobs.replay import EventReads
+
+    slug = await tenant_with(jobs_server, ed="EDITOR")
+    job = await start(jobs_server, slug)
+    engine = jobs_server.services.engine
+    async with transaction(engine, slug) as tx:
+        await emit(await tx.tenant(), job.id, key="a", type="progress", progress=0.5, data={"n": 1})
+
+    reads = EventReads(jobs_server.services.read_engine)
+    state, first = await reads.after(slug, job.id, 0)
+    again_state, again = await reads.after(slug, job.id, 0)
+    assert reads.queries == 2  # two reads, not one shared
+    assert again_state == state and [r.seq for r in again] == [1, 2]
+    assert all(a is b for a, b in zip(first, again, strict=True))
+    _, tail = await reads.after(slug, job.id, 1)  # another page: the same record for seq 2
+    assert tail[0] is first[1]
+
+    async with transaction(engine, slug) as tx:
+        await service.finish(await tx.tenant(), job.id, status=SUCCEEDED)
+    state, ended = await reads.after(slug, job.id, 0)
+    assert state is not None and state.finished
+    assert [r.seq for r in ended] == [1, 2, 3] and ended[-1].terminal
+    assert all(r.job == state for r in ended)  # nothing of the old state is handed out
+    assert ended[0] is not first[0]
+
+
+async def test_a_replay_shorter_than_a_page_is_one_read(jobs_server: Server) -> None:
+    """The stream takes a page shorter than PAGE as all there was (its read began after
+    the channel's subscription, so later events come from the channel): one read for the
+    replay, not a second one that finds nothing; the live event after it still comes."""
+    from uds.jobs.events import emit, publish
+    from uds.jobs.replay import EventReads
+    from uds.jobs.stream import job_event_stream
+
+    slug = await tenant_with(jobs_server, ed="EDITOR")
+    job = await start(jobs_server, slug)
+    services = jobs_server.services
+    async with transaction(services.engine, slug) as tx:
+        await emit(await tx.tenant(), job.id, key="a", type="progress", progress=0.5)
+    reads = EventReads(services.read_engine)
+    stream = job_event_stream(
+        engine=services.read_engine,
+        hub=services.events,
+        keys=services.queue.keys,
+        tenant=slug,
+        job_id=job.id,
+        reads=reads,
+    )
+    seen = [(await anext(stream)).seq, (await anext(stream)).seq]
+    async with transaction(services.engine, slug) as tx:
+        ended = await service.finish(await tx.tenant(), job.id, status=SUCCEEDED)
+    assert ended is not None
+    await publish(services.events, services.queue.keys, slug, ended)
+    seen += [record.seq async for record in stream]
+    assert seen == [1, 2, 3]
+    assert reads.queries == 1

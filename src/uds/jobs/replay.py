@@ -15,6 +15,13 @@ job's terminal event commits with its final state).
 thousand subscribers arriving one after another cost one read for that check, not a
 thousand. Only a found job is remembered, and the stream re-reads the job itself after
 subscribing (uds.jobs.stream raises NotFound when it is gone by then).
+
+Reads that do not overlap still hand out the same objects when they can: a read whose job
+state equals the one of the job's previous read (within SEEN_SECONDS) returns the record
+objects that read returned for the same seqs (a stored event never changes, and its
+record carries that equal state). The subscribers of a job arriving one after another
+then get the same records, so the API executes each replayed event once for all of them
+(uds.api.jobs shares an event's result by its record), not once per read.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import asyncio
 import json
 import time
 import uuid
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -37,6 +45,8 @@ PAST_THE_END = 2**31 - 1  # an after_seq beyond any event: a read of the state a
 PAGE = 500
 SEEN_SECONDS = 5.0  # how long a found job counts as existing for `exists`
 SEEN_MAX = 10_000
+RECENT_MAX = 256  # jobs whose last read's records are kept for the next reads to reuse
+RECENT_RECORDS = 64  # at most this many records kept per job
 
 _STATE_FIELDS = JobState.__slots__
 _JSON_FIELDS = frozenset({"result"})
@@ -90,6 +100,8 @@ class EventReads:
         self._engine = engine
         self._pending: dict[Key, asyncio.Future[tuple[JobState | None, list[EventRecord]]]] = {}
         self._seen: dict[tuple[str, uuid.UUID], float] = {}  # found jobs, when
+        # Per job: when it was last read, the state read, and records by seq (see the top).
+        self._recent: dict[tuple[str, uuid.UUID], tuple[float, JobState, dict[int, EventRecord]]] = {}
         self.queries = 0  # reads that went to the database (the others shared one)
 
     async def after(
@@ -114,6 +126,7 @@ class EventReads:
             del self._pending[key]
         if result[0] is not None:
             self._remember(tenant, job_id)
+            result = self._reuse(tenant, job_id, result[0], result[1])
         future.set_result(result)
         return result
 
@@ -130,6 +143,32 @@ class EventReads:
         finally:
             await scope.close()
         return _records(rows)
+
+    def _reuse(
+        self, tenant: str, job_id: uuid.UUID, state: JobState, records: list[EventRecord]
+    ) -> tuple[JobState, list[EventRecord]]:
+        """The records of the job's previous read in place of equal ones (see the top)."""
+        key, now = (tenant, job_id), time.monotonic()
+        recent = self._recent.get(key)
+        if recent is None or now - recent[0] >= SEEN_SECONDS or recent[1] != state:
+            if len(self._recent) >= RECENT_MAX:
+                self._recent.clear()
+            known = {r.seq: r for r in records[:RECENT_RECORDS]}
+            self._recent[key] = (now, state, known)
+            return state, records
+        known = recent[2]
+        self._recent[key] = (now, recent[1], known)
+        shared = []
+        for record in records:
+            old = known.get(record.seq)
+            if old is None:
+                if len(known) < RECENT_RECORDS:
+                    # Not yet kept: keep this one, with the kept state (equal to its own).
+                    old = known[record.seq] = replace(record, job=recent[1])
+                else:
+                    old = record
+            shared.append(old)
+        return recent[1], shared
 
     def _remember(self, tenant: str, job_id: uuid.UUID) -> None:
         if len(self._seen) >= SEEN_MAX:

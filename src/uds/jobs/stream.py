@@ -22,7 +22,7 @@ from uds.errors import NotFound
 from uds.jobs.events import TERMINAL_TYPES, EventRecord
 from uds.jobs.hub import EventHub
 from uds.jobs.keys import JobKeys
-from uds.jobs.replay import EventReads
+from uds.jobs.replay import PAGE, EventReads
 
 # Re-read the table after this long without a message (spread out, so a thousand quiet
 # subscribers do not poll in step). Only a publish that never reached Redis needs it.
@@ -79,9 +79,11 @@ async def job_event_stream(
                 last = record.seq
                 if record.terminal:
                     return
-            if page:
-                continue
+            if page and (len(page) >= PAGE or state is None or state.finished):
+                continue  # maybe more stored events, or the terminal one still to find
             if state is None or not state.finished:
+                # A short page is all that was stored when the read began, after the
+                # channel's subscription: anything later comes through the inbox.
                 break
             # Events are read before the state: a job that ended between the two reads
             # has its terminal event committed by now; one more read finds it, or proves
