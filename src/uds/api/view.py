@@ -102,6 +102,14 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         OPERATION.set(operation)  # the operation's own task: its context is its own
         await super().run_operation(operation)
 
+    async def handle_connection_init(self, message: Any) -> None:
+        await super().handle_connection_init(message)
+        # The init timeout's task, cancelled by the init, would keep its CancelledError,
+        # traceback and frames for the connection's life: drop it once it has ended.
+        task = self.connection_init_timeout_task
+        if task is not None and task.done():
+            self.connection_init_timeout_task = None
+
 
 class GraphQLView(GraphQL[Context, None]):
     websocket_adapter_class = TextWebSocketAdapter  # type: ignore[assignment]
