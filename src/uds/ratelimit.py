@@ -220,7 +220,8 @@ class _Credit:
             return None
         self.units -= weight
         self.used += weight
-        return Verdict(True, 0.0, self.limit, self.remaining + self.units, self.reset, self.window)
+        remaining = min(self.limit, self.remaining + self.units)
+        return Verdict(True, 0.0, self.limit, remaining, self.reset, self.window)
 
     def wants_refill(self, now: float) -> bool:
         """Ask for more before these run out (or expire), while requests go on locally."""
@@ -373,7 +374,11 @@ class RateLimiter:
             retry_after=int(retry_us) / 1_000_000,
             limit=bucket.burst,
             # The caller may still spend what this process holds for it.
-            remaining=int(remaining) + prepaid + (credit.units if credit.expires > time.monotonic() else 0),
+            # (never more than the burst: units held from before a refill are counted once)
+            remaining=min(
+                bucket.burst,
+                int(remaining) + prepaid + (credit.units if credit.expires > time.monotonic() else 0),
+            ),
             reset=int(reset_us) / 1_000_000,
             window=bucket.burst / bucket.rate,
         )
