@@ -52,3 +52,29 @@ async def test_a_lookup_after_a_change_does_not_join_an_older_one(server: Server
         second = await registry.get(slug)
         assert (await first) is not None and second is not None
         assert len(seen) == 2, "the second caller read again"
+
+
+async def test_its_own_announcement_does_not_empty_the_cache_again(server: Server) -> None:
+    """The process that announces a change forgets at once (after its commit); when its own
+    message comes back, what it read meanwhile stays cached. Another process's message
+    still empties it."""
+    slug = await make_tenant(server, members={"amy@x": "VIEWER"})
+    registry = server.services.registry
+    await registry.announce(slug)
+    with statements(server.services.engine) as seen:
+        assert await registry.get(slug) is not None  # read after the change: cached
+        for _ in range(200):  # until the listener has heard the message back
+            if slug not in registry._own:
+                break
+            await asyncio.sleep(0.01)
+        assert slug not in registry._own
+        assert await registry.get(slug) is not None
+        assert len(seen) == 1, seen
+        # A message this process did not send (another process's change): forgotten.
+        await server.services.redis.publish(registry._channel, slug)
+        for _ in range(200):
+            await registry.get(slug)
+            if len(seen) == 2:
+                break
+            await asyncio.sleep(0.01)
+        assert len(seen) == 2, seen

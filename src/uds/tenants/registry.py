@@ -97,6 +97,7 @@ class TenantRegistry:
         self._listener: asyncio.Task[None] | None = None
         self._flights: dict[tuple[Any, ...], tuple[int, asyncio.Future[Any]]] = {}
         self._generation = 0  # bumped by every `forget`
+        self._own: dict[str, int] = {}  # slug -> this process's announcements not heard back yet
 
     async def get(self, slug: str) -> TenantRecord | None:
         """The tenant with this (already validated) slug, or None."""
@@ -172,11 +173,32 @@ class TenantRegistry:
         """Tell every process (this one included) that the tenant changed. Call after commit."""
         self.forget(slug)
         if self._redis is not None:
+            # This process forgot already, after the commit: its own message, when it comes
+            # back, need not drop what was read since (a second query for nothing, and a
+            # miss in the middle of a request that the cache had answered).
+            self._own[slug] = self._own.get(slug, 0) + 1
             try:
                 await self._redis.publish(self._channel, slug)
             except Exception:  # the TTL still bounds staleness; the change itself is committed
+                self._own[slug] -= 1
                 redis_error("tenant_registry")
                 log.warning("could not announce tenant change for %s", slug, exc_info=True)
+
+    def _heard(self, slug: str) -> None:
+        """A change announced on the channel: forget it, unless it is this process's own.
+
+        Which message is whose is not known (the slug is all it says): of the messages for
+        a slug, as many as this process sent are taken as its own. Another process's change
+        announced in between is then forgotten when this one's message arrives instead,
+        one message later; every change is forgotten once all messages are in."""
+        own = self._own.get(slug, 0)
+        if own > 0:
+            if own == 1:
+                del self._own[slug]
+            else:
+                self._own[slug] = own - 1
+            return
+        self.forget(slug)
 
     async def start(self) -> None:
         if self._redis is not None and self._listener is None:
@@ -196,13 +218,14 @@ class TenantRegistry:
             try:
                 await pubsub.subscribe(self._channel)
                 # Anything may have changed while we were not listening.
+                self._own.clear()
                 self.forget(ALL)
                 async for message in pubsub.listen():
                     data = message.get("data")
                     if isinstance(data, bytes):
                         data = data.decode()
                     if isinstance(data, str):
-                        self.forget(data)
+                        self._heard(data)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
