@@ -152,7 +152,7 @@ class Bucket:
         return 1_000_000 / self.rate
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ costs a setattr call per field
 class Verdict:
     """The outcome for one request, with what the RateLimit headers report."""
 

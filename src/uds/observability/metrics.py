@@ -211,10 +211,23 @@ _flushed = [0.0]  # monotonic time of the last flush
 _by_raw: dict[tuple[Any, ...], tuple[Any, Any]] = {}
 
 
+class _InFlight:
+    """HTTP requests being served by this process; `flush()` sets the gauge from it."""
+
+    __slots__ = ("count",)
+
+    def __init__(self) -> None:
+        self.count = 0
+
+
+in_flight = _InFlight()
+
+
 def flush() -> None:
     """Apply the tallied counts to the metrics (call on the event loop's thread)."""
     global _tally, _hist
     _flushed[0] = time.monotonic()
+    IN_FLIGHT.set(in_flight.count)
     tally, _tally = _tally, {}
     hist, _hist = _hist, {}
     for child, count in tally.items():

@@ -77,11 +77,12 @@ class ObserveMiddleware:
                 CURRENT.reset(token)
             return
         started = time.perf_counter()
-        metrics.IN_FLIGHT.inc()
+        in_flight = metrics.in_flight
+        in_flight.count += 1  # the gauge is set from it at each flush (scrapes included)
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            metrics.IN_FLIGHT.dec()
+            in_flight.count -= 1
             name, op_type = activity.operation, activity.operation_type
             if op_type is None:
                 path = scope.get("path", "")
