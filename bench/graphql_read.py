@@ -1572,7 +1572,8 @@ def summarize(out: Callable[[str], None], **k: Any) -> dict[str, Any]:
     )
     out(
         f"  servers: uvicorn --loop uvloop --http httptools --workers {args.workers} --no-access-log,"
-        f" DB pool 10 (UDS: pool_size 10 + max_overflow 10; bare: asyncpg pool 10)"
+        " DB pools of 10 (UDS: plans on an asyncpg pool of 10, other reads a SQLAlchemy pool of 10,"
+        " writes 10 + 10 overflow; bare: asyncpg pool of 10)"
     )
     out(f"  load: {k['load_desc']}; {plan.run_s} s per run, {plan.warmup_s} s warm-up, runs alternate")
     out(f"  request: POST /graphql {QUERY}")
