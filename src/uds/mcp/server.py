@@ -527,10 +527,7 @@ class UdsMcpServer(MCPServer[Any]):
             mime_type="image/png",
         )
         async def dashboard_picture(id: str, ctx: Context[Any, Any]) -> bytes:
-            async def read(gateway: Gateway) -> Any:
-                return unwrap(await gateway.execute("GetDashboardImage", {"id": id}), "dashboard")
-
-            image = await server._resource_call(ctx, read)
+            image = await server._resource_read(ctx, "GetDashboardImage", id, "dashboard")
             return base64.b64decode(image["base64"])
 
         @self.resource(
@@ -541,10 +538,8 @@ class UdsMcpServer(MCPServer[Any]):
             mime_type="application/json",
         )
         async def dashboard_resource(id: str, ctx: Context[Any, Any]) -> str:
-            async def read(gateway: Gateway) -> Any:
-                return unwrap(await gateway.execute("GetDashboard", {"id": id}), "dashboard")
-
-            return json.dumps(await server._resource_call(ctx, read), ensure_ascii=False)
+            dashboard = await server._resource_read(ctx, "GetDashboard", id, "dashboard")
+            return json.dumps(dashboard, ensure_ascii=False)
 
         @self.resource(
             "uds://jobs/{id}",
@@ -554,10 +549,15 @@ class UdsMcpServer(MCPServer[Any]):
             mime_type="application/json",
         )
         async def job_resource(id: str, ctx: Context[Any, Any]) -> str:
-            async def read(gateway: Gateway) -> Any:
-                return unwrap(await gateway.execute("GetJob", {"id": id}), "job")
+            return json.dumps(await server._resource_read(ctx, "GetJob", id, "job"), ensure_ascii=False)
 
-            return json.dumps(await server._resource_call(ctx, read), ensure_ascii=False)
+    async def _resource_read(self, ctx: Context[Any, Any], operation: str, id: str, what: str) -> Any:
+        """The data of `operation` for one id (NOT_FOUND naming `what` when it is null)."""
+
+        async def read(gateway: Gateway) -> Any:
+            return unwrap(await gateway.execute(operation, {"id": id}), what)
+
+        return await self._resource_call(ctx, read)
 
     async def _resource_call(self, ctx: Context[Any, Any], call: Callable[[Gateway], Awaitable[Any]]) -> Any:
         try:
